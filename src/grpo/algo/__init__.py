@@ -1,0 +1,69 @@
+"""Pure math for policy optimisation: tensors in, tensors out (design guide, section 1 and P1-P5).
+
+This package imports only torch and the standard library. Importing it imports every module below,
+so the registries are complete: ``ADVANTAGE_ESTIMATORS``, ``RATIO_LEVELS``, ``POLICY_LOSSES``,
+``KL_ESTIMATORS``, ``LOSS_AGGREGATIONS`` and ``PREFERENCE_LOSSES`` map config names to functions.
+"""
+
+from grpo.algo import (
+    advantages,
+    aggregate,
+    gae,
+    kl,
+    masked,
+    policy_loss,
+    preference,
+    ratio,
+    registry,
+    value_loss,
+)
+from grpo.algo.advantages import AdvantageInputs
+from grpo.algo.aggregate import LossNormalizer
+from grpo.algo.gae import gae_advantages_and_returns
+from grpo.algo.masked import masked_mean, masked_sum, masked_whiten
+from grpo.algo.policy_loss import PolicyLossOutput, PolicyLossStats, clipped_surrogate_objective
+from grpo.algo.preference import PreferenceStats
+from grpo.algo.registry import (
+    ADVANTAGE_ESTIMATORS,
+    KL_ESTIMATORS,
+    LOSS_AGGREGATIONS,
+    POLICY_LOSSES,
+    PREFERENCE_LOSSES,
+    RATIO_LEVELS,
+    Registry,
+    UnknownNameError,
+)
+from grpo.algo.value_loss import ValueLossStats, clipped_value_loss
+
+__all__ = [
+    "ADVANTAGE_ESTIMATORS",
+    "KL_ESTIMATORS",
+    "LOSS_AGGREGATIONS",
+    "POLICY_LOSSES",
+    "PREFERENCE_LOSSES",
+    "RATIO_LEVELS",
+    "AdvantageInputs",
+    "LossNormalizer",
+    "PolicyLossOutput",
+    "PolicyLossStats",
+    "PreferenceStats",
+    "Registry",
+    "UnknownNameError",
+    "ValueLossStats",
+    "advantages",
+    "aggregate",
+    "clipped_surrogate_objective",
+    "clipped_value_loss",
+    "gae",
+    "gae_advantages_and_returns",
+    "kl",
+    "masked",
+    "masked_mean",
+    "masked_sum",
+    "masked_whiten",
+    "policy_loss",
+    "preference",
+    "ratio",
+    "registry",
+    "value_loss",
+]

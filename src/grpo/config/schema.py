@@ -1,0 +1,150 @@
+"""The run configuration: typed, frozen pydantic sections, each field documented once, beside it.
+
+Choice fields that name a formula (advantage estimator, KL estimator, ...) are validated against the
+registries in `grpo.algo`, so a typo fails before any model loads. Values derived from the config
+(world size, effective batch) live in `grpo.trainers.plan`, never here.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from grpo.algo import (
+    ADVANTAGE_ESTIMATORS,
+    KL_ESTIMATORS,
+    LOSS_AGGREGATIONS,
+    POLICY_LOSSES,
+    RATIO_LEVELS,
+    Registry,
+)
+
+BUILTIN_MODEL = "builtin:arith-warmstart"
+
+
+class Section(BaseModel):
+    """Base of every section: unknown keys are errors and a loaded config cannot be changed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def _registered(table: Registry, value: str) -> str:
+    if value not in table:
+        raise ValueError(table.unknown_message(value))
+    return value
+
+
+class ModelConfig(Section):
+    path: str = Field(BUILTIN_MODEL, description="Hugging Face model directory, or builtin:arith-warmstart.")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="Parameter dtype; keep float32 on CPUs (bf16 matmuls are far slower there)."
+    )
+    device: str = Field("auto", description="auto (cuda when available, else cpu), cpu, cuda or cuda:N.")
+
+
+class TaskConfig(Section):
+    name: Literal["arithmetic"] = Field("arithmetic", description="Which task supplies prompts and answers.")
+    min_ops: int = Field(2, ge=1, le=6, description="Fewest operators in an arithmetic expression.")
+    max_ops: int = Field(3, ge=1, le=6, description="Most operators in an arithmetic expression.")
+    max_operand: int = Field(9, ge=1, le=9, description="Largest operand (single digits).")
+    paren_prob: float = Field(0.3, ge=0, le=1, description="Chance that a run of operands is parenthesised.")
+    precedence_only: bool = Field(
+        True, description="Keep only expressions whose left-to-right reading gives a wrong answer."
+    )
+    test_size: int = Field(200, ge=1, description="Held-out expressions used for evaluation.")
+
+    @model_validator(mode="after")
+    def _ops_ordered(self) -> TaskConfig:
+        if self.min_ops > self.max_ops:
+            raise ValueError(f"task.min_ops ({self.min_ops}) must be <= task.max_ops ({self.max_ops})")
+        return self
+
+
+class RolloutConfig(Section):
+    group_size: int = Field(8, ge=2, description="G: completions sampled per prompt (GRPO needs >= 2).")
+    prompts_per_step: int = Field(32, ge=1, description="B: prompts per training step (N = B*G completions).")
+    max_new_tokens: int = Field(24, ge=1, description="Longest completion, EOS included.")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature (the trainer uses the same).")
+    top_k: int = Field(0, ge=0, description="Sample from the k most likely tokens; 0 is off.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass; 1.0 is off.")
+
+
+class AlgoConfig(Section):
+    advantage: str = Field("grpo", description="Advantage estimator (see grpo.algo.advantages).")
+    std: Literal["sample", "population"] = Field(
+        "sample", description="Group std convention: sample (DeepSeekMath, torch) or population (numpy)."
+    )
+    advantage_eps: float = Field(1e-4, ge=0, description="Added to the std before dividing.")
+    policy_loss: str = Field("clip", description="Policy loss (see grpo.algo.policy_loss).")
+    eps: float = Field(0.2, gt=0, lt=1, description="Clip range of the ratio: [1 - eps, 1 + eps].")
+    eps_high: float | None = Field(None, gt=0, description="Upper clip eps if different (DAPO clip-higher).")
+    dual_clip: float | None = Field(None, gt=1, description="Dual-clip bound c for negative advantages.")
+    ratio_level: str = Field("token", description="Importance ratio per token or per sequence (GSPO).")
+    beta: float = Field(0.04, ge=0, description="Weight of the KL penalty to the reference policy.")
+    kl_estimator: str = Field("k3", description="KL estimator: k1, k2 or k3 (DeepSeekMath's unbiased).")
+    loss_aggregation: str = Field("seq_mean_token_mean", description="How per-token losses are reduced.")
+    mu: int = Field(1, ge=1, description="Optimisation passes over each batch of rollouts.")
+
+    _advantage = field_validator("advantage")(lambda v: _registered(ADVANTAGE_ESTIMATORS, v))
+    _policy_loss = field_validator("policy_loss")(lambda v: _registered(POLICY_LOSSES, v))
+    _ratio_level = field_validator("ratio_level")(lambda v: _registered(RATIO_LEVELS, v))
+    _kl = field_validator("kl_estimator")(lambda v: _registered(KL_ESTIMATORS, v))
+    _aggregation = field_validator("loss_aggregation")(lambda v: _registered(LOSS_AGGREGATIONS, v))
+
+    @property
+    def eps_low(self) -> float:
+        return self.eps
+
+    @property
+    def clip_high(self) -> float:
+        return self.eps if self.eps_high is None else self.eps_high
+
+    @model_validator(mode="after")
+    def _clip_ordered(self) -> AlgoConfig:
+        if self.eps_high is not None and self.eps_high < self.eps:
+            raise ValueError(f"algo.eps_high ({self.eps_high}) must be >= algo.eps ({self.eps})")
+        return self
+
+
+class OptimConfig(Section):
+    steps: int = Field(150, ge=1, description="Training steps (one batch of rollouts each).")
+    lr: float = Field(3e-4, gt=0, description="AdamW learning rate.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    betas: tuple[float, float] = Field((0.9, 0.99), description="AdamW betas.")
+    warmup_steps: int = Field(0, ge=0, description="Linear learning-rate warm-up steps.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient norm clip.")
+    micro_batch_size: int = Field(256, ge=1, description="Completions per forward/backward pass.")
+
+
+class LogConfig(Section):
+    output_dir: str = Field("runs", description="Where run directories are created.")
+    run_name: str | None = Field(None, description="Run directory name; default is a timestamp.")
+    eval_every: int = Field(25, ge=0, description="Greedy held-out evaluation every N steps (0: start/end only).")
+    samples_every: int = Field(25, ge=1, description="Write sample completions every N steps.")
+    progress: bool = Field(True, description="Show the live progress bar.")
+
+
+class RunConfig(Section):
+    seed: int = Field(0, description="Seeds prompts, sampling and initialisation.")
+    model: ModelConfig = ModelConfig()
+    task: TaskConfig = TaskConfig()
+    rollout: RolloutConfig = RolloutConfig()
+    algo: AlgoConfig = AlgoConfig()
+    optim: OptimConfig = OptimConfig()
+    log: LogConfig = LogConfig()
+
+
+class SFTConfig(Section):
+    """`grpo sft`: the supervised warm start that produces the default base policy."""
+
+    seed: int = Field(0, description="Seeds initialisation and the teacher's examples.")
+    output: str = Field("runs/sft-warmstart", description="Directory the warm-started model is saved to.")
+    steps: int = Field(1000, ge=1, description="Optimiser steps.")
+    batch_size: int = Field(64, ge=1, description="Examples per step.")
+    lr: float = Field(1e-3, gt=0, description="AdamW learning rate.")
+    careless_fraction: float = Field(
+        0.6, ge=0, le=1, description="Share of worked examples the teacher reads left to right (2+2*6=4*6=24)."
+    )
+    max_new_tokens: int = Field(24, ge=1, description="Generation budget of the held-out evaluation.")
+    task: TaskConfig = TaskConfig()

@@ -1,0 +1,49 @@
+"""Greedy held-out accuracy: the number a run reports as "accuracy"."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from grpo.rewards.api import final_answer
+from grpo.rollout import SamplingParams, generate
+from grpo.tasks.api import Example
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Accuracy over the examples and every (prompt, completion, answer, correct) record."""
+
+    accuracy: float
+    records: list[dict[str, object]]
+
+
+def greedy_accuracy(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    examples: list[Example],
+    max_new_tokens: int,
+    batch_size: int = 256,
+) -> EvalResult:
+    """Greedy-decode every prompt and compare the final answer with the reference exactly."""
+    params = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens)
+    records: list[dict[str, object]] = []
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start : start + batch_size]
+        prompts = [tokenizer(example.prompt)["input_ids"] for example in chunk]
+        batch = generate(
+            model,
+            prompts,
+            group_size=1,
+            params=params,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        texts = tokenizer.batch_decode(batch.completion_ids, skip_special_tokens=True)
+        for example, text in zip(chunk, texts):
+            correct = final_answer(text) == example.answer
+            records.append({"prompt": example.prompt, "completion": text, "answer": example.answer, "correct": correct})
+    accuracy = sum(bool(r["correct"]) for r in records) / max(len(records), 1)
+    return EvalResult(accuracy=accuracy, records=records)

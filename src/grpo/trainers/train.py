@@ -1,0 +1,71 @@
+"""`grpo train`: build everything, run the GRPO loop, report base and final accuracy."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from grpo import dist
+from grpo.config import RunConfig
+from grpo.trainers.data import PromptStream
+from grpo.trainers.grpo import GRPOContext, Scored, grpo_step
+from grpo.trainers.loop import TrainResult, run_loop
+from grpo.trainers.optim import build_optimizer
+from grpo.trainers.setup import (
+    build_models,
+    build_task,
+    open_services,
+    rollout_generator,
+    seed_everything,
+    wrap_for_training,
+)
+
+SAMPLES_PER_STEP = 8
+
+
+def sample_records(scored: Scored, prompts: list[str]) -> list[dict[str, object]]:
+    """A few completions of the step with their rewards and advantages, for samples.jsonl."""
+    G = scored.batch.group_size
+    return [
+        {
+            "prompt": prompts[i // G],
+            "completion": scored.texts[i],
+            "reward": float(scored.rewards[i]),
+            "advantage": float(scored.advantages[i]),
+        }
+        for i in range(min(SAMPLES_PER_STEP, len(scored.texts)))
+    ]
+
+
+def train(config: RunConfig, console: Console | None = None) -> TrainResult:
+    """Train with GRPO as configured; the run directory appears only after the model has loaded."""
+    console = console or Console()
+    task = build_task(config.task)
+    test_examples = task.test_examples()
+    models = build_models(config)
+    dist.init_from_env(models.device)
+    seed_everything(config.seed)
+    ctx = GRPOContext(
+        policy=models.policy,
+        train_model=wrap_for_training(models.policy, models.device),
+        reference=models.reference,
+        tokenizer=models.tokenizer,
+        optim=build_optimizer(models.policy.parameters(), config.optim),
+        config=config,
+        generator=rollout_generator(config.seed, models.device),
+    )
+    stream = PromptStream(task, config.seed)
+
+    def step(examples: list) -> tuple[dict, list]:
+        stats, scored = grpo_step(ctx, examples)
+        return stats, sample_records(scored, [example.prompt for example in examples])
+
+    services = open_services(config, config.optim.steps, console)
+    return run_loop(
+        config,
+        step,
+        lambda: stream.next_batch(config.rollout.prompts_per_step),
+        models.policy,
+        models.tokenizer,
+        test_examples,
+        services,
+    )
