@@ -6,8 +6,7 @@ import random
 from dataclasses import dataclass, field
 
 from grpo import dist
-from grpo.tasks.api import Example
-from grpo.tasks.arithmetic import ArithmeticTask
+from grpo.tasks.api import Example, Task
 
 
 @dataclass
@@ -17,7 +16,7 @@ class PromptStream:
     Each rank gets its own stream (seed mixed with the rank), so ranks see different prompts.
     """
 
-    task: ArithmeticTask
+    task: Task
     seed: int
     rng: random.Random = field(init=False)
 

@@ -13,8 +13,8 @@ moves tensors between them, so it never branches on a variant name.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -44,7 +44,8 @@ class GRPOContext:
     """Everything a GRPO step touches: models, tokenizer, optimiser, config and the sampler's RNG.
 
     `train_model` is the module the loss is computed through (the DDP wrapper when several ranks
-    run); `policy` is the plain model used for generation.
+    run); `policy` is the plain model used for generation. `reward_fn` follows the contract of
+    `grpo.rewards.api` and receives the task's `answer` column.
     """
 
     policy: PreTrainedModel
@@ -54,6 +55,7 @@ class GRPOContext:
     optim: OptimState
     config: RunConfig
     generator: torch.Generator
+    reward_fn: Callable[..., list[float | None]] = field(default=exact_answer)
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,8 @@ def score_rollouts(ctx: GRPOContext, batch: RolloutBatch, examples: list[Example
     """Phases 2 and 3: rule-based rewards, then group-relative advantages."""
     texts = ctx.tokenizer.batch_decode(batch.completion_ids, skip_special_tokens=True)
     answers = [example.answer for example in examples for _ in range(batch.group_size)]
-    rewards, valid = score(exact_answer, "exact_answer", texts, {"answer": answers})
+    name = getattr(ctx.reward_fn, "__name__", "reward")
+    rewards, valid = score(ctx.reward_fn, name, texts, {"answer": answers})
     algo = ctx.config.algo
     inputs = AdvantageInputs(rewards, valid, batch.group_size, std=algo.std, eps=algo.advantage_eps)
     advantages = ADVANTAGE_ESTIMATORS.get(algo.advantage)(inputs)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.console import Console
 
 from grpo import dist
 from grpo.config import RunConfig
+from grpo.rewards import exact_answer
+from grpo.tasks.api import Task
 from grpo.trainers.data import PromptStream
 from grpo.trainers.grpo import GRPOContext, Scored, grpo_step
 from grpo.trainers.loop import TrainResult, run_loop
@@ -36,10 +40,19 @@ def sample_records(scored: Scored, prompts: list[str]) -> list[dict[str, object]
     ]
 
 
-def train(config: RunConfig, console: Console | None = None) -> TrainResult:
-    """Train with GRPO as configured; the run directory appears only after the model has loaded."""
+def train(
+    config: RunConfig,
+    task: Task | None = None,
+    reward_fn: Callable[..., list[float | None]] = exact_answer,
+    console: Console | None = None,
+) -> TrainResult:
+    """Train with GRPO as configured; the run directory appears only after the model has loaded.
+
+    `task` replaces the configured built-in task and `reward_fn` the exact-answer reward, for users
+    who bring their own prompts and checks from Python (see the README).
+    """
     console = console or Console()
-    task = build_task(config.task)
+    task = task if task is not None else build_task(config.task)
     test_examples = task.test_examples()
     models = build_models(config)
     dist.init_from_env(models.device)
@@ -52,6 +65,7 @@ def train(config: RunConfig, console: Console | None = None) -> TrainResult:
         optim=build_optimizer(models.policy.parameters(), config.optim),
         config=config,
         generator=rollout_generator(config.seed, models.device),
+        reward_fn=reward_fn,
     )
     stream = PromptStream(task, config.seed)
 

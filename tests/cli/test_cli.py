@@ -1,0 +1,62 @@
+"""The command line: user errors are one line with exit code 2 and leave no run directory behind."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from grpo.cli import main
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "optim.lrr=1"], "unknown config key 'optim.lrr'; did you mean 'optim.lr'?"),
+        (["train", "rollout.group_size=1"], "config key 'rollout.group_size'"),
+        (["train", "algo.eps=0"], "config key 'algo.eps'"),
+        (["train", "--config", "missing.yaml"], "config file not found: missing.yaml"),
+        (["train", "model.path=/nonexistent/model"], "model.path: /nonexistent/model is not a model directory"),
+        (["eval", "/nonexistent/model"], "model.path: /nonexistent/model is not a model directory"),
+        (["sft", "stepz=3"], "unknown config key 'stepz'; did you mean 'steps'?"),
+    ],
+)
+def test_user_errors_are_one_line_exit_2_and_write_nothing(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = main([*argv, f"log.output_dir={tmp_path / 'runs'}"] if argv[0] == "train" else argv)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_console_script_reports_errors_without_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "grpo", "train", "algo.eps_high=0.1"], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "grpo train: error: algo.eps_high (0.1) must be >= algo.eps (0.2)"
+    assert not (tmp_path / "runs").exists()
+
+
+def test_train_writes_a_complete_run_directory(tiny_model_dir: Path, tmp_path: Path, capsys):
+    code = main(["train", f"model.path={tiny_model_dir}", f"log.output_dir={tmp_path}", "log.run_name=r",
+                 "optim.steps=3", "log.eval_every=2", "log.samples_every=2", "rollout.prompts_per_step=4",
+                 "rollout.group_size=2", "rollout.max_new_tokens=6", "task.test_size=8", "log.progress=false"])
+    assert code == 0
+    run = tmp_path / "r"
+    assert "held-out greedy accuracy: base" in capsys.readouterr().out
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [0, 1, 2, 3]
+    assert "eval_accuracy" in rows[0] and "eval_accuracy" in rows[2] and "eval_accuracy" in rows[3]
+    for key in ("reward_mean", "reward_std", "kl", "clip_fraction", "completion_length", "entropy", "step_time"):
+        assert key in rows[1], key
+    samples = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
+    assert {s["step"] for s in samples} == {1, 2} and {"prompt", "completion", "reward"} <= set(samples[0])
+    assert "group_size: 2" in (run / "config.yaml").read_text()
+    AutoModelForCausalLM.from_pretrained(run / "final")
+    AutoTokenizer.from_pretrained(run / "final")
+    assert not [p for p in run.iterdir() if p.name.startswith(".")]  # no staging leftovers
