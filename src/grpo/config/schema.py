@@ -108,7 +108,7 @@ class AlgoConfig(Section):
 
 
 class OptimConfig(Section):
-    steps: int = Field(150, ge=1, description="Training steps (one batch of rollouts each).")
+    steps: int = Field(100, ge=1, description="Training steps (one batch of rollouts each).")
     lr: float = Field(3e-4, gt=0, description="AdamW learning rate.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     betas: tuple[float, float] = Field((0.9, 0.99), description="AdamW betas.")
@@ -120,7 +120,7 @@ class OptimConfig(Section):
 class LogConfig(Section):
     output_dir: str = Field("runs", description="Where run directories are created.")
     run_name: str | None = Field(None, description="Run directory name; default is a timestamp.")
-    eval_every: int = Field(25, ge=0, description="Greedy held-out evaluation every N steps (0: start/end only).")
+    eval_every: int = Field(10, ge=0, description="Greedy held-out evaluation every N steps (0: start/end only).")
     samples_every: int = Field(25, ge=1, description="Write sample completions every N steps.")
     progress: bool = Field(True, description="Show the live progress bar.")
 

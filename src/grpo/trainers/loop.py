@@ -16,6 +16,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from grpo import dist
 from grpo.config import RunConfig
+from grpo.rewards import exact_answer
 from grpo.run.checkpoint import save_model_atomic
 from grpo.run.metrics import JsonlRecords, MetricSink
 from grpo.run.progress import ProgressBar
@@ -62,9 +63,11 @@ def run_loop(
     tokenizer: PreTrainedTokenizerBase,
     test_examples: list[Example],
     services: LoopServices,
+    reward_fn: Callable[..., list[float | None]] = exact_answer,
 ) -> TrainResult:
     """Run `config.optim.steps` steps with evaluation at the start, every `eval_every` and the end."""
-    evaluate = lambda: greedy_accuracy(policy, tokenizer, test_examples, config.rollout.max_new_tokens).accuracy
+    max_new_tokens = config.rollout.max_new_tokens
+    evaluate = lambda: greedy_accuracy(policy, tokenizer, test_examples, max_new_tokens, reward_fn=reward_fn).accuracy
     base = evaluate()
     services.sink.log(0, {"eval_accuracy": base})
     services.progress.update(0, {"eval_accuracy": base})

@@ -82,4 +82,5 @@ def train(
         models.tokenizer,
         test_examples,
         services,
+        reward_fn=reward_fn,
     )
