@@ -60,3 +60,8 @@ def test_train_writes_a_complete_run_directory(tiny_model_dir: Path, tmp_path: P
     AutoModelForCausalLM.from_pretrained(run / "final")
     AutoTokenizer.from_pretrained(run / "final")
     assert not [p for p in run.iterdir() if p.name.startswith(".")]  # no staging leftovers
+
+
+def test_eval_reports_accuracy_of_a_model_dir(tiny_model_dir: Path, capsys):
+    assert main(["eval", str(tiny_model_dir), "task.test_size=5", "rollout.max_new_tokens=4"]) == 0
+    assert "greedy accuracy on 5 held-out prompts: " in capsys.readouterr().out
