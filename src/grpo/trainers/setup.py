@@ -72,11 +72,16 @@ def wrap_for_training(policy: PreTrainedModel, device: torch.device) -> torch.nn
     return torch.nn.parallel.DistributedDataParallel(policy, device_ids=device_ids)
 
 
-def open_services(config: RunConfig, total_steps: int, console: Console) -> LoopServices:
-    """Run directory, metrics, samples and progress on the main rank; silent stand-ins elsewhere."""
+def open_services(
+    config: RunConfig, total_steps: int, console: Console, run_dir: Path | None = None
+) -> LoopServices:
+    """Run directory, metrics, samples and progress on the main rank; silent stand-ins elsewhere.
+
+    `run_dir` is the existing directory of a resumed run; without it a new one is created.
+    """
     if not dist.is_main():
         return LoopServices(NullSink(), None, NullProgress(), None)
-    run_dir = create_run_dir(config)
+    run_dir = run_dir if run_dir is not None else create_run_dir(config)
     progress = RichProgress(total_steps, console) if config.log.progress else NullProgress()
     return LoopServices(JsonlSink(run_dir / METRICS_FILE), JsonlRecords(run_dir / SAMPLES_FILE), progress, run_dir)
 
