@@ -7,7 +7,9 @@ weights alone; this reward (share of '1' characters) varies within every group. 
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 
 import torch
 
@@ -16,6 +18,8 @@ from grpo.cli import main
 
 
 def ones_share(completions: list[str], **_: object) -> list[float]:
+    """Share of '1' characters; sleeps GRPO_TEST_REWARD_SLEEP seconds so a test can kill mid-run."""
+    time.sleep(float(os.environ.get("GRPO_TEST_REWARD_SLEEP", "0")))
     return [text.count("1") / max(1, len(text)) for text in completions]
 
 

@@ -125,6 +125,9 @@ def run_loop(
         services.sink.log(0, {"eval_accuracy": base})
         services.progress.update(0, {"eval_accuracy": base})
         accuracy, start = base, 1
+        if services.checkpointer is not None:  # a run killed before its first periodic save still resumes
+            services.checkpointer.save(0, {"step": 0, "base_accuracy": base, "accuracy": base,
+                                           "watch": watch.state_dict()})
     else:
         base, accuracy, start = resumed["base_accuracy"], resumed["accuracy"], resumed["step"] + 1
         watch.load_state_dict(resumed["watch"])

@@ -96,7 +96,7 @@ def train(
     resumed = None
     if checkpoint is not None:
         resumed = Checkpointer(run_dir, ctx, stream, config.checkpoint.keep).restore(checkpoint)
-        ctx.check_logprobs = False  # the run's first step already compared them
+        ctx.check_logprobs = checkpoint.step == 0  # only the run's first step compares them
     watch = StepWatch(config.guards, config.rollout.max_new_tokens)
     next_batch = lambda: stream.next_batch(config.rollout.prompts_per_step)
     return run_loop(config, step, next_batch, models.policy, models.tokenizer, test_examples, services, watch, resumed)
