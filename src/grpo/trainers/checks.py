@@ -12,10 +12,13 @@ import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+from transformers import AutoConfig
+
 from grpo import dist
 from grpo.config import RunConfig
 from grpo.config.schema import GuardsConfig
 from grpo.errors import UserError
+from grpo.models.load import resolve_model_path
 from grpo.tasks.api import Example, Task
 
 logger = logging.getLogger("grpo.checks")
@@ -48,9 +51,18 @@ def group_size_problem(config: RunConfig) -> str | None:
             f"nearest valid settings: optim.micro_batch_size={below} or {above}")
 
 
+def model_limits(config: RunConfig) -> None:
+    """Completions must fit the model's positions; read from config.json alone, before any weights load."""
+    path = resolve_model_path(config.model.path)
+    limit = getattr(AutoConfig.from_pretrained(path), "max_position_embeddings", None)
+    if limit is not None and config.rollout.max_new_tokens >= limit:
+        raise UserError(f"rollout.max_new_tokens ({config.rollout.max_new_tokens}) must be below the model's "
+                        f"max_position_embeddings ({limit})")
+
+
 def preflight(config: RunConfig, task: Task) -> list[Example]:
-    """Checks that need no model: the task can produce both splits (returns the held-out examples),
-    and micro-batches hold whole groups."""
+    """Checks that need no weights: the task can produce both splits (returns the held-out examples),
+    completions fit the model, and micro-batches hold whole groups."""
     try:
         examples = task.test_examples()
         task.sample(random.Random(config.seed), "train")
@@ -58,6 +70,7 @@ def preflight(config: RunConfig, task: Task) -> list[Example]:
         raise UserError(f"task: {error}") from None
     if not examples:
         raise UserError("task: the held-out split is empty, so accuracy cannot be measured")
+    model_limits(config)
     problem = group_size_problem(config)
     if problem is not None:
         warn(problem)

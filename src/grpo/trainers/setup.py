@@ -14,7 +14,6 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from grpo import dist
 from grpo.config import RunConfig
 from grpo.config.schema import TaskConfig
-from grpo.errors import UserError
 from grpo.models.load import frozen_copy, load_policy, load_tokenizer, resolve_device, resolve_model_path
 from grpo.run.metrics import JsonlRecords, JsonlSink, NullSink
 from grpo.run.progress import NullProgress, RichProgress
@@ -51,15 +50,14 @@ class Models:
 
 
 def build_models(config: RunConfig) -> Models:
-    """Policy and tokenizer from `model.path`; the frozen reference only when beta > 0."""
+    """Policy and tokenizer from `model.path`; the frozen reference only when beta > 0.
+
+    `grpo.trainers.checks.preflight` has already checked the model's limits against the config.
+    """
     device = resolve_device(config.model.device)
     path = resolve_model_path(config.model.path)
     tokenizer = load_tokenizer(path)
     policy = load_policy(path, config.model.dtype, device)
-    limit = getattr(policy.config, "max_position_embeddings", None)
-    if limit is not None and config.rollout.max_new_tokens >= limit:
-        raise UserError(f"rollout.max_new_tokens ({config.rollout.max_new_tokens}) must be below the model's "
-                        f"max_position_embeddings ({limit})")
     reference = frozen_copy(policy) if config.algo.beta > 0 else None
     return Models(policy, reference, tokenizer, device)
 
