@@ -106,7 +106,7 @@ def faulty_reward(completions, **_):
 
 def test_reward_failures_score_the_fallback_are_counted_and_the_run_finishes(tiny_model_dir, tmp_path, caplog):
     faulty_reward.calls = 0
-    with caplog.at_level(logging.WARNING, logger="grpo.rewards"):
+    with caplog.at_level(logging.WARNING):
         result, rows = run(tiny_model_dir, tmp_path, ["guards.reward_timeout=0.5", "guards.reward_fallback=0.25"],
                            reward_fn=faulty_reward, steps=5)
     assert result.steps == 5
@@ -118,6 +118,8 @@ def test_reward_failures_score_the_fallback_are_counted_and_the_run_finishes(tin
     assert all(math.isfinite(row["loss"]) for row in rows[1:])  # NaN rewards never reached the advantages
     warnings = [record.getMessage() for record in caplog.records if record.name == "grpo.rewards"]
     assert len(warnings) == 1 and warnings[0].startswith("reward function 'faulty_reward' raised KeyError: 'answer'")
+    assert "warning: step 1: 2 rewards were NaN, infinite or outside [guards.reward_min, guards.reward_max]; they " \
+           "are excluded from the advantages and counted in reward_rejected (reported once)" in check_warnings(caplog)
 
 
 def test_strict_rewards_make_a_wrong_length_fatal(tiny_model_dir, tmp_path):

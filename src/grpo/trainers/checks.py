@@ -92,6 +92,7 @@ class StepWatch:
     total_skips: int = 0
     zero_variance_run: int = 0
     truncation_warned: bool = False
+    rejection_warned: bool = False
 
     def state_dict(self) -> dict[str, object]:
         return {key: value for key, value in asdict(self).items() if key not in ("guards", "max_new_tokens", "report")}
@@ -106,6 +107,7 @@ class StepWatch:
         self._check_logprobs(step, values)
         self._check_truncation(step, values)
         self._check_variance(step, values)
+        self._check_rejected(step, values)
         return self._check_skips(step, values)
 
     def _check_skips(self, step: int, values: dict[str, float]) -> int | None:
@@ -142,6 +144,14 @@ class StepWatch:
             self.report(f"steps {first}-{step}: every group had identical rewards, so every advantage is 0 "
                         f"and nothing is learned; make the task match the model (neither always right nor "
                         f"always wrong), or raise rollout.group_size or rollout.temperature")
+
+    def _check_rejected(self, step: int, values: dict[str, float]) -> None:
+        rejected = values.get("reward_rejected", 0.0)
+        if rejected > 0 and not self.rejection_warned:
+            self.rejection_warned = True
+            self.report(f"step {step}: {rejected:g} rewards were NaN, infinite or outside [guards.reward_min, "
+                        f"guards.reward_max]; they are excluded from the advantages and counted in reward_rejected "
+                        f"(reported once)")
 
     def _check_logprobs(self, step: int, values: dict[str, float]) -> None:
         gap = values.get("logprob_gap_max")

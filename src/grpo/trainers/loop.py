@@ -152,7 +152,7 @@ def run_loop(
                                                           (every and step % every == 0)):
                     state = {"step": step, "base_accuracy": base, "accuracy": accuracy, "watch": watch.state_dict()}
                     saved = services.checkpointer.save(step, state)
-                if stop.requested:
+                if stop.requested and step < steps:
                     return TrainResult(base, accuracy, step, time.perf_counter() - started,
                                        saved if services.checkpointer is not None else None, stop.requested)
     finally:
