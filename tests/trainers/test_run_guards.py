@@ -143,10 +143,10 @@ def test_most_completions_truncated_warns_once(tiny_model_dir, tmp_path, caplog)
 
 def test_zero_reward_variance_for_many_steps_warns(tiny_model_dir, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="grpo.checks"):  # a random model never solves arithmetic
-        run(tiny_model_dir, tmp_path, ["guards.zero_variance_steps=3", "guards.truncation_warn=1"],
-            reward_fn=exact_answer, steps=3)
+        run(tiny_model_dir, tmp_path, ["guards.zero_variance_steps=2", "guards.truncation_warn=1"],
+            reward_fn=exact_answer, steps=2)
     assert check_warnings(caplog) == [
-        "warning: steps 1-3: every group had identical rewards, so every advantage is 0 and nothing is learned; "
+        "warning: steps 1-2: every group had identical rewards, so every advantage is 0 and nothing is learned; "
         "make the task match the model (neither always right nor always wrong), or raise rollout.group_size or "
         "rollout.temperature"
     ]

@@ -105,6 +105,23 @@ def _diverged(services: LoopServices, first: int, step: int) -> Diverged:
                     f"norm was not finite; {where}; lower optim.lr or optim.max_grad_norm, or check the reward")
 
 
+def _begin(evaluate: Callable[[], float], services: LoopServices, watch: StepWatch,
+           resumed: dict[str, Any] | None) -> tuple[float, float, int]:
+    """(base accuracy, latest accuracy, first step to run): a new run evaluates the base policy and
+    saves step 0 (so a run killed before its first periodic save still resumes); a resumed one reads
+    them, and the watch's counters, from its checkpoint."""
+    if resumed is not None:
+        watch.load_state_dict(resumed["watch"])
+        return resumed["base_accuracy"], resumed["accuracy"], resumed["step"] + 1
+    base = evaluate()
+    services.sink.log(0, {"eval_accuracy": base})
+    services.progress.update(0, {"eval_accuracy": base})
+    if services.checkpointer is not None:
+        services.checkpointer.save(0, {"step": 0, "base_accuracy": base, "accuracy": base,
+                                       "watch": watch.state_dict()})
+    return base, base, 1
+
+
 def run_loop(
     config: RunConfig,
     step_fn: StepFn,
@@ -120,17 +137,7 @@ def run_loop(
     checkpoint's loop state), with evaluation at the start, every `eval_every` and the end."""
     evaluate = lambda: greedy_accuracy(policy, tokenizer, test_examples, config.rollout.max_new_tokens).accuracy
     watch = watch or StepWatch(config.guards, config.rollout.max_new_tokens)
-    if resumed is None:
-        base = evaluate()
-        services.sink.log(0, {"eval_accuracy": base})
-        services.progress.update(0, {"eval_accuracy": base})
-        accuracy, start = base, 1
-        if services.checkpointer is not None:  # a run killed before its first periodic save still resumes
-            services.checkpointer.save(0, {"step": 0, "base_accuracy": base, "accuracy": base,
-                                           "watch": watch.state_dict()})
-    else:
-        base, accuracy, start = resumed["base_accuracy"], resumed["accuracy"], resumed["step"] + 1
-        watch.load_state_dict(resumed["watch"])
+    base, accuracy, start = _begin(evaluate, services, watch, resumed)
     started, steps, every = time.perf_counter(), config.optim.steps, config.checkpoint.every
     try:
         with StopOnSignal() as stop:
