@@ -16,6 +16,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train with GRPO (no arguments: the embedded default run)")
     train.add_argument("--config", type=Path, help="YAML config file (default: the embedded arith.yaml)")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest complete checkpoint: "
+                       "a run directory, one of its checkpoint directories, or 'latest' (newest run in log.output_dir)")
     train.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. optim.lr=3e-5")
     evaluate = commands.add_parser("eval", help="greedy held-out accuracy of a model directory")
     evaluate.add_argument("model", help="model directory (or builtin:arith-warmstart)")
@@ -26,13 +28,38 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _resume_target(args: argparse.Namespace) -> tuple[Path, Path]:
+    """(the path to resume from, the run directory whose config.yaml applies) for `--resume`."""
+    from grpo.config import load_config
+    from grpo.trainers.resume import CHECKPOINTS_DIR, latest_run
+
+    if args.resume == "latest":
+        target = latest_run(Path(load_config(args.config, args.overrides).log.output_dir))
+    elif args.config is not None:
+        raise UserError("--config cannot be combined with --resume RUN_DIR: the run's own config.yaml is used "
+                        "(change keys with key=value overrides)")
+    else:
+        target = Path(args.resume)
+    run_dir = target.parent.parent if target.parent.name == CHECKPOINTS_DIR else target
+    if not (run_dir / "config.yaml").is_file():
+        raise UserError(f"--resume: {run_dir} is not a run directory (no config.yaml there)")
+    return target, run_dir
+
+
 def _train(args: argparse.Namespace) -> int:
     from grpo.config import load_config
     from grpo.trainers.train import train
 
-    config = load_config(args.config, args.overrides)
-    result = train(config)
+    resume, run_dir = _resume_target(args) if args.resume else (None, None)
+    config = load_config(run_dir / "config.yaml" if run_dir else args.config, args.overrides)
+    result = train(config, resume=resume)
     from grpo import dist
+
+    if result.stopped_by is not None:
+        where = result.checkpoint.parent.parent if result.checkpoint is not None else run_dir
+        dist.print0(f"stopped by {result.stopped_by} after step {result.steps}; checkpoint saved to "
+                    f"{result.checkpoint}; resume with: grpo train --resume {where}")
+        return 0
 
     gain = (result.final_accuracy - result.base_accuracy) * 100
     ratio = result.final_accuracy / result.base_accuracy if result.base_accuracy > 0 else float("inf")

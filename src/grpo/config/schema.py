@@ -125,6 +125,38 @@ class LogConfig(Section):
     progress: bool = Field(True, description="Show the live progress bar.")
 
 
+class CheckpointConfig(Section):
+    every: int = Field(25, ge=0, description="Save the full training state every N steps (0: only on a signal).")
+    keep: int = Field(3, ge=1, description="Keep the newest K checkpoints; older ones are deleted after a save.")
+
+
+class GuardsConfig(Section):
+    max_consecutive_skips: int = Field(
+        5, ge=1, description="Non-finite updates in a row before the run rolls back and stops."
+    )
+    reward_fallback: float = Field(0.0, description="Score given to a sample whose reward function failed.")
+    reward_strict: bool = Field(False, description="Make a failing reward function fatal instead of a fallback.")
+    reward_timeout: float = Field(60.0, ge=0, description="Seconds a reward call may take (0: no limit).")
+    reward_min: float | None = Field(None, description="Rewards below this are reported and excluded.")
+    reward_max: float | None = Field(None, description="Rewards above this are reported and excluded.")
+    truncation_warn: float = Field(
+        0.5, gt=0, le=1, description="Warn when more than this share of a step's completions hit the limit."
+    )
+    zero_variance_steps: int = Field(
+        10, ge=1, description="Warn after this many steps in a row where every group's rewards are equal."
+    )
+    logprob_tolerance: float = Field(
+        1e-3, gt=0, description="Largest |trainer - sampler| token log-prob gap accepted at the first step."
+    )
+
+    @model_validator(mode="after")
+    def _range_ordered(self) -> GuardsConfig:
+        low, high = self.reward_min, self.reward_max
+        if low is not None and high is not None and low >= high:
+            raise ValueError(f"guards.reward_min ({low}) must be below guards.reward_max ({high})")
+        return self
+
+
 class RunConfig(Section):
     seed: int = Field(0, description="Seeds prompts, sampling and initialisation.")
     model: ModelConfig = ModelConfig()
@@ -133,6 +165,8 @@ class RunConfig(Section):
     algo: AlgoConfig = AlgoConfig()
     optim: OptimConfig = OptimConfig()
     log: LogConfig = LogConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
+    guards: GuardsConfig = GuardsConfig()
 
 
 class SFTConfig(Section):

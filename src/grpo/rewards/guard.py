@@ -1,17 +1,135 @@
-"""Calling reward functions safely: one place that checks what they return."""
+"""Calling reward functions safely: the one place that checks what they return (P10).
+
+A reward function is user code. `RewardGuard.score` calls it under a time limit and checks its
+answer; when it raises, hangs, returns the wrong number of values or a value that is not a number,
+the affected samples receive the configured fallback score, the failure is counted per function
+(`reward_fallback/<name>` in the step's metrics) and the first traceback of each function is logged
+once. With `strict`, any such failure is fatal instead. Non-finite rewards and rewards outside the
+configured range are never propagated: they are marked invalid, which excludes them from the group
+baseline and gives them a zero advantage, and they are counted (`reward_rejected`).
+
+What the time limit does NOT do: Python cannot kill a thread, so a function that never returns
+keeps running in a daemon thread (it cannot block the run or its exit, but it keeps its CPU and
+memory). Untrusted code belongs in `grpo.rewards.code_exec`, which runs it in a subprocess.
+"""
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
+import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from grpo.errors import UserError
 
+logger = logging.getLogger("grpo.rewards")
+
 
 class RewardError(UserError):
-    """A reward function broke its contract (wrong length or type)."""
+    """A reward function broke its contract (wrong length or type, raised, timed out) in strict mode."""
+
+
+class _Failure(Exception):
+    """Internal: one call failed; `detail` is the one-line reason, `trace` the traceback text."""
+
+    def __init__(self, detail: str, trace: str = "") -> None:
+        super().__init__(detail)
+        self.detail, self.trace = detail, trace
+
+
+def _call(fn: Callable[..., Any], completions: list[str], columns: dict[str, Sequence[object]],
+          timeout: float) -> Any:
+    """`fn(completions, **columns)`, in a daemon thread when `timeout` > 0; failures become `_Failure`."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = fn(completions, **columns)
+        except Exception as error:  # noqa: BLE001 - isolating user code is the point; reported by the caller
+            outcome["error"] = error
+            outcome["trace"] = traceback.format_exc()
+
+    if timeout > 0:
+        worker = threading.Thread(target=target, daemon=True, name="grpo-reward")
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive():
+            raise _Failure(f"did not return within guards.reward_timeout={timeout:g} s")
+    else:
+        target()
+    if "error" in outcome:
+        error = outcome["error"]
+        raise _Failure(f"raised {type(error).__name__}: {error}", outcome["trace"])
+    return outcome["value"]
+
+
+@dataclass
+class RewardGuard:
+    """Calls reward functions with a time limit, a fallback score and per-function failure counts."""
+
+    fallback: float = 0.0
+    strict: bool = False
+    timeout: float = 0.0
+    low: float | None = None
+    high: float | None = None
+    _fallbacks: dict[str, int] = field(default_factory=dict)  # samples scored by the fallback this step
+    _rejected: int = 0  # non-finite or out-of-range rewards this step
+    _reported: set[str] = field(default_factory=set)
+
+    def _fail(self, name: str, detail: str, trace: str, samples: int) -> None:
+        message = f"reward function '{name}' {detail}"
+        if self.strict:
+            raise RewardError(message + " (guards.reward_strict is on)")
+        self._fallbacks[name] = self._fallbacks.get(name, 0) + samples
+        if name not in self._reported:
+            self._reported.add(name)
+            logger.warning("%s; its samples score the fallback %g (reported once per function)%s",
+                           message, self.fallback, f"\n{trace}" if trace else "")
+
+    def _in_range(self, value: float) -> bool:
+        return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+
+    def score(self, fn: Callable[..., Any], name: str, completions: list[str],
+              columns: dict[str, Sequence[object]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rewards (N,) float32 and valid (N,) bool for N completions; never raises unless `strict`.
+
+        None, non-finite and out-of-range values are invalid (0.0 in `rewards`, excluded from the
+        baseline); failed calls and values of the wrong type score `fallback` and count as valid.
+        """
+        n = len(completions)
+        try:
+            values = _call(fn, completions, columns, self.timeout)
+        except _Failure as failure:
+            self._fail(name, failure.detail, failure.trace, n)
+            return torch.full((n,), self.fallback, dtype=torch.float32), torch.ones(n, dtype=torch.bool)
+        if not isinstance(values, (list, tuple)) or len(values) != n:
+            got = f"{len(values)} values" if isinstance(values, (list, tuple)) else f"a {type(values).__name__}"
+            self._fail(name, f"returned {got} for {n} completions", "", n)
+            return torch.full((n,), self.fallback, dtype=torch.float32), torch.ones(n, dtype=torch.bool)
+        rewards, valid = [], []
+        for value in values:
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                self._fail(name, f"returned {type(value).__name__} {value!r}, expected float or None", "", 1)
+                rewards.append(self.fallback)
+                valid.append(True)
+                continue
+            ok = value is not None and math.isfinite(value) and self._in_range(float(value))
+            self._rejected += value is not None and not ok
+            rewards.append(float(value) if ok else 0.0)
+            valid.append(ok)
+        return torch.tensor(rewards, dtype=torch.float32), torch.tensor(valid, dtype=torch.bool)
+
+    def pop_stats(self) -> dict[str, torch.Tensor]:
+        """This step's counts (fallback samples per function, rejected rewards), then reset them."""
+        stats = {f"reward_fallback/{name}": torch.tensor(float(count)) for name, count in self._fallbacks.items()}
+        stats["reward_rejected"] = torch.tensor(float(self._rejected))
+        self._fallbacks, self._rejected = {}, 0
+        return stats
 
 
 def score(
@@ -19,20 +137,11 @@ def score(
     name: str,
     completions: list[str],
     columns: dict[str, Sequence[object]],
+    guard: RewardGuard | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Rewards (N,) float32 and valid (N,) bool; None and non-finite values are marked invalid.
 
-    Invalid entries hold 0.0 in `rewards` and are excluded from the advantage baseline.
+    Invalid entries hold 0.0 in `rewards` and are excluded from the advantage baseline. Without a
+    `guard`, any broken contract raises `RewardError` (strict, no time limit).
     """
-    values = fn(completions, **columns)
-    if not isinstance(values, (list, tuple)) or len(values) != len(completions):
-        got = len(values) if isinstance(values, (list, tuple)) else type(values).__name__
-        raise RewardError(f"reward function '{name}' returned {got} values for {len(completions)} completions")
-    rewards, valid = [], []
-    for value in values:
-        if value is not None and not isinstance(value, (int, float)):
-            raise RewardError(f"reward function '{name}' returned {type(value).__name__}, expected float or None")
-        ok = value is not None and math.isfinite(value)
-        rewards.append(float(value) if ok else 0.0)
-        valid.append(ok)
-    return torch.tensor(rewards, dtype=torch.float32), torch.tensor(valid, dtype=torch.bool)
+    return (guard or RewardGuard(strict=True)).score(fn, name, completions, columns)

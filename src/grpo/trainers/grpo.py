@@ -32,6 +32,7 @@ from grpo.algo import (
 from grpo.config.schema import RunConfig
 from grpo.models.logprobs import completion_logprobs
 from grpo.rewards import exact_answer, score
+from grpo.rewards.guard import RewardGuard
 from grpo.rollout import RolloutBatch, SamplingParams, generate
 from grpo.tasks.api import Example
 from grpo.trainers.optim import OptimState, apply_update
@@ -45,7 +46,8 @@ class GRPOContext:
 
     `train_model` is the module the loss is computed through (the DDP wrapper when several ranks
     run); `policy` is the plain model used for generation. `reward_fn` follows the contract of
-    `grpo.rewards.api` and receives the task's `answer` column.
+    `grpo.rewards.api` and receives the task's `answer` column; `reward_guard` isolates its failures.
+    `check_logprobs` asks the next step to compare trainer and sampler log-probs (the first step only).
     """
 
     policy: PreTrainedModel
@@ -56,6 +58,8 @@ class GRPOContext:
     config: RunConfig
     generator: torch.Generator
     reward_fn: Callable[..., list[float | None]] = field(default=exact_answer)
+    reward_guard: RewardGuard = field(default_factory=RewardGuard)
+    check_logprobs: bool = True
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,7 @@ def score_rollouts(ctx: GRPOContext, batch: RolloutBatch, examples: list[Example
     texts = ctx.tokenizer.batch_decode(batch.completion_ids, skip_special_tokens=True)
     answers = [example.answer for example in examples for _ in range(batch.group_size)]
     name = getattr(ctx.reward_fn, "__name__", "reward")
-    rewards, valid = score(ctx.reward_fn, name, texts, {"answer": answers})
+    rewards, valid = score(ctx.reward_fn, name, texts, {"answer": answers}, ctx.reward_guard)
     algo = ctx.config.algo
     inputs = AdvantageInputs(rewards, valid, batch.group_size, std=algo.std, eps=algo.advantage_eps)
     advantages = ADVANTAGE_ESTIMATORS.get(algo.advantage)(inputs)
@@ -175,7 +179,8 @@ def optimisation_pass(ctx: GRPOContext, scored: Scored, old: torch.Tensor | None
         totals["loss"] = totals.get("loss", 0.0) + loss.detach()
         for key, value in stats.items():
             totals[key] = totals.get(key, 0.0) + value.detach() * weight
-    totals.update(apply_update(ctx.optim, ctx.policy.parameters(), ctx.config.optim.max_grad_norm))
+    finite = bool(torch.isfinite(totals["loss"]))  # a NaN/inf loss must not reach the weights
+    totals.update(apply_update(ctx.optim, ctx.policy.parameters(), ctx.config.optim.max_grad_norm, finite))
     return totals
 
 
@@ -194,6 +199,20 @@ def rollout_stats(scored: Scored) -> Stats:
     }
 
 
+def sampler_agreement(ctx: GRPOContext, batch: RolloutBatch) -> Stats:
+    """How far the trainer's log-probs of the sampled tokens are from the sampler's (0 when they agree).
+
+    Both should be the same distribution; a gap means importance ratios are off before any update
+    (a dtype, temperature or padding mismatch between generation and training).
+    """
+    trainer = policy_logprobs(ctx.policy, batch, ctx.config.rollout.temperature, ctx.config.optim.micro_batch_size)
+    gap = (trainer - batch.sampler_logprobs)[batch.completion_mask]  # (tokens,)
+    if gap.numel() == 0:
+        gap = torch.zeros(1)
+    ratio = gap.exp()
+    return {"logprob_gap_max": gap.abs().max(), "logprob_ratio_min": ratio.min(), "logprob_ratio_max": ratio.max()}
+
+
 def grpo_step(ctx: GRPOContext, examples: list[Example]) -> tuple[Stats, Scored]:
     """One GRPO iteration over a batch of prompts; returns detached stats and the scored rollouts."""
     batch = sample_rollouts(ctx, examples)
@@ -201,6 +220,10 @@ def grpo_step(ctx: GRPOContext, examples: list[Example]) -> tuple[Stats, Scored]
     old = old_policy_logprobs(ctx, batch)
     ref = reference_logprobs(ctx, batch)
     stats = rollout_stats(scored)
+    stats.update(ctx.reward_guard.pop_stats())
+    if ctx.check_logprobs:
+        ctx.check_logprobs = False
+        stats.update(sampler_agreement(ctx, batch))
     for _ in range(ctx.config.algo.mu):
         stats.update(optimisation_pass(ctx, scored, old, ref))
     return stats, scored

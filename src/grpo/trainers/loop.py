@@ -1,15 +1,21 @@
-"""The outer training loop every method shares: steps, evaluation cadence, metrics, final checkpoint.
+"""The outer training loop every method shares: steps, evaluation cadence, metrics, checkpoints, signals.
 
 The loop receives a step function and the services it reports to (composition, not inheritance), so
-GRPO, PPO and DPO steps plug into the same cadence, logging and checkpointing.
+GRPO, PPO and DPO steps plug into the same cadence, logging and checkpointing. It also owns the
+run-level guards: per-step health checks (`StepWatch`), stopping after too many non-finite updates,
+and SIGINT/SIGTERM, which finish the current step, save a checkpoint and return normally.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any, Protocol
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -22,19 +28,30 @@ from grpo.run.metrics import JsonlRecords, MetricSink
 from grpo.run.progress import ProgressBar
 from grpo.run.run_dir import FINAL_CHECKPOINT
 from grpo.tasks.api import Example
+from grpo.trainers.checks import Diverged, StepWatch
 from grpo.trainers.evaluate import greedy_accuracy
 
 StepFn = Callable[[list[Example]], tuple[dict[str, torch.Tensor], list[dict[str, object]]]]
 
 
+class Checkpointing(Protocol):
+    """Saves the full training state after a step, and puts an older one back."""
+
+    def save(self, step: int, loop_state: dict[str, Any]) -> Path: ...
+
+    def rollback(self, before_step: int) -> Path | None: ...
+
+
 @dataclass
 class LoopServices:
-    """Where the loop reports: metric sink, sample log, progress bar and run directory (main rank)."""
+    """Where the loop reports: metric sink, sample log, progress bar, run directory and checkpoints
+    (main rank; the others get silent stand-ins and None)."""
 
     sink: MetricSink
     samples: JsonlRecords | None
     progress: ProgressBar
     run_dir: Path | None
+    checkpointer: Checkpointing | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +61,31 @@ class TrainResult:
     steps: int
     train_seconds: float
     checkpoint: Path | None
+    stopped_by: str | None = None  # the signal's name when SIGINT/SIGTERM ended the run early
+
+
+class StopOnSignal:
+    """Turns SIGINT/SIGTERM into a request to stop after the current step; a second one stops at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested is not None:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+
+    def __enter__(self) -> StopOnSignal:
+        if threading.current_thread() is threading.main_thread():  # only the main thread may install handlers
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def reduce_stats(stats: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -55,6 +97,32 @@ def reduce_stats(stats: dict[str, torch.Tensor]) -> dict[str, float]:
     return dict(zip(keys, dist.all_reduce_mean(stacked).tolist()))
 
 
+def _diverged(services: LoopServices, first: int, step: int) -> Diverged:
+    """The error that stops a run whose updates kept failing, after rolling back to a good checkpoint."""
+    rolled = services.checkpointer.rollback(first) if services.checkpointer is not None else None
+    where = (f"weights rolled back to {rolled}; once fixed, resume from it with: grpo train --resume {rolled}"
+             if rolled is not None else "no checkpoint precedes them, so there is nothing to roll back to")
+    return Diverged(f"steps {first}-{step}: {step - first + 1} updates in a row skipped because the loss or gradient "
+                    f"norm was not finite; {where}; lower optim.lr or optim.max_grad_norm, or check the reward")
+
+
+def _begin(evaluate: Callable[[], float], services: LoopServices, watch: StepWatch,
+           resumed: dict[str, Any] | None) -> tuple[float, float, int]:
+    """(base accuracy, latest accuracy, first step to run): a new run evaluates the base policy and
+    saves step 0 (so a run killed before its first periodic save still resumes); a resumed one reads
+    them, and the watch's counters, from its checkpoint."""
+    if resumed is not None:
+        watch.load_state_dict(resumed["watch"])
+        return resumed["base_accuracy"], resumed["accuracy"], resumed["step"] + 1
+    base = evaluate()
+    services.sink.log(0, {"eval_accuracy": base})
+    services.progress.update(0, {"eval_accuracy": base})
+    if services.checkpointer is not None:
+        services.checkpointer.save(0, {"step": 0, "base_accuracy": base, "accuracy": base,
+                                       "watch": watch.state_dict()})
+    return base, base, 1
+
+
 def run_loop(
     config: RunConfig,
     step_fn: StepFn,
@@ -63,28 +131,43 @@ def run_loop(
     tokenizer: PreTrainedTokenizerBase,
     test_examples: list[Example],
     services: LoopServices,
+    watch: StepWatch | None = None,
+    resumed: dict[str, Any] | None = None,
     reward_fn: Callable[..., list[float | None]] = exact_answer,
 ) -> TrainResult:
-    """Run `config.optim.steps` steps with evaluation at the start, every `eval_every` and the end."""
+    """Run steps up to `config.optim.steps`, from the start or after the step of `resumed` (a
+    checkpoint's loop state), with evaluation at the start, every `eval_every` and the end."""
     max_new_tokens = config.rollout.max_new_tokens
     evaluate = lambda: greedy_accuracy(policy, tokenizer, test_examples, max_new_tokens, reward_fn=reward_fn).accuracy
-    base = evaluate()
-    services.sink.log(0, {"eval_accuracy": base})
-    services.progress.update(0, {"eval_accuracy": base})
-    accuracy, started, steps = base, time.perf_counter(), config.optim.steps
-    for step in range(1, steps + 1):
-        tick = time.perf_counter()
-        stats, samples = step_fn(next_batch())
-        values = reduce_stats(stats)
-        values["step_time"] = time.perf_counter() - tick
-        if step == steps or (config.log.eval_every and step % config.log.eval_every == 0):
-            accuracy = values["eval_accuracy"] = evaluate()
-        services.sink.log(step, values)
-        services.progress.update(step, values)
-        if services.samples is not None and (step % config.log.samples_every == 0 or step == 1):
-            services.samples.write([{"step": step, **sample} for sample in samples])
+    watch = watch or StepWatch(config.guards, config.rollout.max_new_tokens)
+    base, accuracy, start = _begin(evaluate, services, watch, resumed)
+    started, steps, every = time.perf_counter(), config.optim.steps, config.checkpoint.every
+    try:
+        with StopOnSignal() as stop:
+            for step in range(start, steps + 1):
+                tick = time.perf_counter()
+                stats, samples = step_fn(next_batch())
+                values = reduce_stats(stats)
+                values["step_time"] = time.perf_counter() - tick
+                if step == steps or (config.log.eval_every and step % config.log.eval_every == 0):
+                    accuracy = values["eval_accuracy"] = evaluate()
+                streak = watch.observe(step, values)
+                services.sink.log(step, values)
+                services.progress.update(step, values)
+                if services.samples is not None and (step % config.log.samples_every == 0 or step == 1):
+                    services.samples.write([{"step": step, **sample} for sample in samples])
+                if streak is not None:
+                    raise _diverged(services, streak, step)
+                if services.checkpointer is not None and (stop.requested or step == steps or
+                                                          (every and step % every == 0)):
+                    state = {"step": step, "base_accuracy": base, "accuracy": accuracy, "watch": watch.state_dict()}
+                    saved = services.checkpointer.save(step, state)
+                if stop.requested and step < steps:
+                    return TrainResult(base, accuracy, step, time.perf_counter() - started,
+                                       saved if services.checkpointer is not None else None, stop.requested)
+    finally:
+        services.progress.close()
     train_seconds = time.perf_counter() - started
-    services.progress.close()
     checkpoint = None
     if services.run_dir is not None:
         checkpoint = save_model_atomic(policy, tokenizer, services.run_dir / FINAL_CHECKPOINT)

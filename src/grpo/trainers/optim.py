@@ -29,16 +29,18 @@ def build_optimizer(parameters: Iterable[torch.nn.Parameter], config: OptimConfi
 
 
 def apply_update(
-    state: OptimState, parameters: Iterable[torch.nn.Parameter], max_grad_norm: float
+    state: OptimState, parameters: Iterable[torch.nn.Parameter], max_grad_norm: float, finite_loss: bool = True
 ) -> dict[str, torch.Tensor]:
-    """Clip the gradient norm and step, unless the norm is not finite (then skip and zero grads).
+    """Clip the gradient norm and step, unless the loss or the norm is not finite (then skip and zero grads).
+
+    A skipped update leaves weights, optimiser moments and the schedule exactly as they were.
 
     Returns the pre-clip gradient norm, the learning rate used and whether the update was skipped.
     """
     params = [p for p in parameters if p.grad is not None]
     grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
     lr = state.scheduler.get_last_lr()[0]
-    finite = bool(torch.isfinite(grad_norm))
+    finite = finite_loss and bool(torch.isfinite(grad_norm))
     if finite:
         state.optimizer.step()
         state.scheduler.step()

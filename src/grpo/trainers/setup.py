@@ -14,7 +14,6 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from grpo import dist
 from grpo.config import RunConfig
 from grpo.config.schema import TaskConfig
-from grpo.errors import UserError
 from grpo.models.load import frozen_copy, load_policy, load_tokenizer, resolve_device, resolve_model_path
 from grpo.run.metrics import JsonlRecords, JsonlSink, NullSink
 from grpo.run.progress import NullProgress, RichProgress
@@ -51,15 +50,14 @@ class Models:
 
 
 def build_models(config: RunConfig) -> Models:
-    """Policy and tokenizer from `model.path`; the frozen reference only when beta > 0."""
+    """Policy and tokenizer from `model.path`; the frozen reference only when beta > 0.
+
+    `grpo.trainers.checks.preflight` has already checked the model's limits against the config.
+    """
     device = resolve_device(config.model.device)
     path = resolve_model_path(config.model.path)
     tokenizer = load_tokenizer(path)
     policy = load_policy(path, config.model.dtype, device)
-    limit = getattr(policy.config, "max_position_embeddings", None)
-    if limit is not None and config.rollout.max_new_tokens >= limit:
-        raise UserError(f"rollout.max_new_tokens ({config.rollout.max_new_tokens}) must be below the model's "
-                        f"max_position_embeddings ({limit})")
     reference = frozen_copy(policy) if config.algo.beta > 0 else None
     return Models(policy, reference, tokenizer, device)
 
@@ -72,11 +70,16 @@ def wrap_for_training(policy: PreTrainedModel, device: torch.device) -> torch.nn
     return torch.nn.parallel.DistributedDataParallel(policy, device_ids=device_ids)
 
 
-def open_services(config: RunConfig, total_steps: int, console: Console) -> LoopServices:
-    """Run directory, metrics, samples and progress on the main rank; silent stand-ins elsewhere."""
+def open_services(
+    config: RunConfig, total_steps: int, console: Console, run_dir: Path | None = None
+) -> LoopServices:
+    """Run directory, metrics, samples and progress on the main rank; silent stand-ins elsewhere.
+
+    `run_dir` is the existing directory of a resumed run; without it a new one is created.
+    """
     if not dist.is_main():
         return LoopServices(NullSink(), None, NullProgress(), None)
-    run_dir = create_run_dir(config)
+    run_dir = run_dir if run_dir is not None else create_run_dir(config)
     progress = RichProgress(total_steps, console) if config.log.progress else NullProgress()
     return LoopServices(JsonlSink(run_dir / METRICS_FILE), JsonlRecords(run_dir / SAMPLES_FILE), progress, run_dir)
 

@@ -1,0 +1,164 @@
+"""Fail-loud checks: before the first step (config and task) and on every step (the run's health).
+
+Each problem becomes either a `UserError` (the run cannot be right) or a one-line warning that says
+what to change (the run is legal but is probably wasting its compute). Warnings go to the
+`grpo.checks` logger, on the main rank only.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from transformers import AutoConfig
+
+from grpo import dist
+from grpo.config import RunConfig
+from grpo.config.schema import GuardsConfig
+from grpo.errors import UserError
+from grpo.models.load import resolve_model_path
+from grpo.tasks.api import Example, Task
+
+logger = logging.getLogger("grpo.checks")
+
+
+class Diverged(UserError):
+    """Too many updates in a row were skipped because the loss or the gradient norm was not finite."""
+
+
+def warn(message: str) -> None:
+    if dist.is_main():
+        logger.warning("warning: %s", message)
+
+
+def nearest_multiples(value: int, divisor: int) -> tuple[int, int]:
+    """The multiples of `divisor` just below (at least `divisor`) and just above `value`."""
+    below = max(divisor, value // divisor * divisor)
+    return below, (value // divisor + 1) * divisor
+
+
+def group_size_problem(config: RunConfig) -> str | None:
+    """Micro-batches must hold whole groups when the batch is split, else say which sizes would."""
+    G, size = config.rollout.group_size, config.optim.micro_batch_size
+    N = config.rollout.prompts_per_step * G
+    if size >= N or size % G == 0:
+        return None
+    below, above = nearest_multiples(size, G)
+    return (f"optim.micro_batch_size ({size}) does not divide into whole groups of rollout.group_size ({G}), so "
+            f"a group's completions are split across forward passes (padded to different lengths); "
+            f"nearest valid settings: optim.micro_batch_size={below} or {above}")
+
+
+def model_limits(config: RunConfig) -> None:
+    """Completions must fit the model's positions; read from config.json alone, before any weights load."""
+    path = resolve_model_path(config.model.path)
+    limit = getattr(AutoConfig.from_pretrained(path), "max_position_embeddings", None)
+    if limit is not None and config.rollout.max_new_tokens >= limit:
+        raise UserError(f"rollout.max_new_tokens ({config.rollout.max_new_tokens}) must be below the model's "
+                        f"max_position_embeddings ({limit})")
+
+
+def preflight(config: RunConfig, task: Task) -> list[Example]:
+    """Checks that need no weights: the task can produce both splits (returns the held-out examples),
+    completions fit the model, and micro-batches hold whole groups."""
+    try:
+        examples = task.test_examples()
+        task.sample(random.Random(config.seed), "train")
+    except ValueError as error:
+        raise UserError(f"task: {error}") from None
+    if not examples:
+        raise UserError("task: the held-out split is empty, so accuracy cannot be measured")
+    model_limits(config)
+    problem = group_size_problem(config)
+    if problem is not None:
+        warn(problem)
+    return examples
+
+
+@dataclass
+class StepWatch:
+    """Per-step health checks: non-finite updates, truncation, zero reward variance, log-prob agreement.
+
+    Its counters are part of the checkpoint, so a resumed run warns and stops exactly as the
+    uninterrupted one would.
+    """
+
+    guards: GuardsConfig
+    max_new_tokens: int
+    report: Callable[[str], None] = field(default=warn)
+    consecutive_skips: int = 0
+    total_skips: int = 0
+    zero_variance_run: int = 0
+    truncation_warned: bool = False
+    rejection_warned: bool = False
+
+    def state_dict(self) -> dict[str, object]:
+        return {key: value for key, value in asdict(self).items() if key not in ("guards", "max_new_tokens", "report")}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+    def observe(self, step: int, values: dict[str, float]) -> int | None:
+        """Check one step's metrics (adds `skipped_updates_total`); returns the first step of a skip
+        streak that reached `guards.max_consecutive_skips`, else None."""
+        self._check_logprobs(step, values)
+        self._check_truncation(step, values)
+        self._check_variance(step, values)
+        self._check_rejected(step, values)
+        return self._check_skips(step, values)
+
+    def _check_skips(self, step: int, values: dict[str, float]) -> int | None:
+        if values.get("skipped_update", 0.0) > 0:
+            self.consecutive_skips += 1
+            self.total_skips += 1
+            limit = self.guards.max_consecutive_skips
+            self.report(f"step {step}: update skipped because the loss or gradient norm is not finite "
+                        f"({self.consecutive_skips} in a row, {self.total_skips} in total; the run stops after "
+                        f"guards.max_consecutive_skips={limit} in a row)")
+        else:
+            self.consecutive_skips = 0
+        values["skipped_updates_total"] = float(self.total_skips)
+        if self.consecutive_skips >= self.guards.max_consecutive_skips:
+            return step - self.consecutive_skips + 1
+        return None
+
+    def _check_truncation(self, step: int, values: dict[str, float]) -> None:
+        fraction = values.get("truncated_fraction", 0.0)
+        if fraction > self.guards.truncation_warn and not self.truncation_warned:
+            self.truncation_warned = True
+            self.report(f"step {step}: {fraction:.0%} of completions hit rollout.max_new_tokens="
+                        f"{self.max_new_tokens} without an EOS and score as unfinished; raise "
+                        f"rollout.max_new_tokens (reported once; threshold guards.truncation_warn="
+                        f"{self.guards.truncation_warn:g})")
+
+    def _check_variance(self, step: int, values: dict[str, float]) -> None:
+        if values.get("zero_std_groups", 0.0) < 1.0:
+            self.zero_variance_run = 0
+            return
+        self.zero_variance_run += 1
+        if self.zero_variance_run == self.guards.zero_variance_steps:
+            first = step - self.zero_variance_run + 1
+            self.report(f"steps {first}-{step}: every group had identical rewards, so every advantage is 0 "
+                        f"and nothing is learned; make the task match the model (neither always right nor "
+                        f"always wrong), or raise rollout.group_size or rollout.temperature")
+
+    def _check_rejected(self, step: int, values: dict[str, float]) -> None:
+        rejected = values.get("reward_rejected", 0.0)
+        if rejected > 0 and not self.rejection_warned:
+            self.rejection_warned = True
+            self.report(f"step {step}: {rejected:g} rewards were NaN, infinite or outside [guards.reward_min, "
+                        f"guards.reward_max]; they are excluded from the advantages and counted in reward_rejected "
+                        f"(reported once)")
+
+    def _check_logprobs(self, step: int, values: dict[str, float]) -> None:
+        gap = values.get("logprob_gap_max")
+        if gap is None or gap <= self.guards.logprob_tolerance:
+            return
+        self.report(f"step {step}: the trainer's log-probs of the sampled tokens differ from the sampler's by up "
+                    f"to {gap:.3g} (guards.logprob_tolerance={self.guards.logprob_tolerance:g}); importance "
+                    f"ratios span [{values.get('logprob_ratio_min', 0.0):.4f}, "
+                    f"{values.get('logprob_ratio_max', 0.0):.4f}] instead of 1; use model.dtype=float32 or "
+                    f"check that sampling and training see the same model and temperature")
