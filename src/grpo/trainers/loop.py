@@ -43,6 +43,7 @@ class TrainResult:
     steps: int
     train_seconds: float
     checkpoint: Path | None
+    models_held: int | None = None  # full networks the method kept in memory (policy, reference, critic)
 
 
 def reduce_stats(stats: dict[str, torch.Tensor]) -> dict[str, float]:

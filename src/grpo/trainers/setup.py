@@ -50,8 +50,8 @@ class Models:
     device: torch.device
 
 
-def build_models(config: RunConfig) -> Models:
-    """Policy and tokenizer from `model.path`; the frozen reference only when beta > 0."""
+def build_models(config: RunConfig, with_reference: bool | None = None) -> Models:
+    """Policy and tokenizer from `model.path`; the frozen reference when `with_reference` (default: beta > 0)."""
     device = resolve_device(config.model.device)
     path = resolve_model_path(config.model.path)
     tokenizer = load_tokenizer(path)
@@ -60,7 +60,8 @@ def build_models(config: RunConfig) -> Models:
     if limit is not None and config.rollout.max_new_tokens >= limit:
         raise UserError(f"rollout.max_new_tokens ({config.rollout.max_new_tokens}) must be below the model's "
                         f"max_position_embeddings ({limit})")
-    reference = frozen_copy(policy) if config.algo.beta > 0 else None
+    with_reference = config.algo.beta > 0 if with_reference is None else with_reference
+    reference = frozen_copy(policy) if with_reference else None
     return Models(policy, reference, tokenizer, device)
 
 

@@ -1,8 +1,9 @@
-"""`grpo train`: build everything, run the GRPO loop, report base and final accuracy."""
+"""`grpo train`: build everything, run the configured method's loop, report base and final accuracy."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from rich.console import Console
 
@@ -11,33 +12,9 @@ from grpo.config import RunConfig
 from grpo.rewards import exact_answer
 from grpo.tasks.api import Task
 from grpo.trainers.data import PromptStream
-from grpo.trainers.grpo import GRPOContext, Scored, grpo_step
 from grpo.trainers.loop import TrainResult, run_loop
-from grpo.trainers.optim import build_optimizer
-from grpo.trainers.setup import (
-    build_models,
-    build_task,
-    open_services,
-    rollout_generator,
-    seed_everything,
-    wrap_for_training,
-)
-
-SAMPLES_PER_STEP = 8
-
-
-def sample_records(scored: Scored, prompts: list[str]) -> list[dict[str, object]]:
-    """A few completions of the step with their rewards and advantages, for samples.jsonl."""
-    G = scored.batch.group_size
-    return [
-        {
-            "prompt": prompts[i // G],
-            "completion": scored.texts[i],
-            "reward": float(scored.rewards[i]),
-            "advantage": float(scored.advantages[i]),
-        }
-        for i in range(min(SAMPLES_PER_STEP, len(scored.texts)))
-    ]
+from grpo.trainers.methods import METHODS, with_reference_refresh
+from grpo.trainers.setup import build_models, build_task, open_services, seed_everything
 
 
 def train(
@@ -46,35 +23,23 @@ def train(
     reward_fn: Callable[..., list[float | None]] = exact_answer,
     console: Console | None = None,
 ) -> TrainResult:
-    """Train with GRPO as configured; the run directory appears only after the model has loaded.
+    """Train with `config.algorithm` (GRPO, PPO or DPO); the run directory appears only after the model loads.
 
     `task` replaces the configured built-in task and `reward_fn` the exact-answer reward, for users
     who bring their own prompts and checks from Python (see the README).
     """
     console = console or Console()
+    method = METHODS[config.algorithm]
     task = task if task is not None else build_task(config.task)
     test_examples = task.test_examples()
-    models = build_models(config)
+    models = build_models(config, with_reference=method.needs_reference(config))
     dist.init_from_env(models.device)
     seed_everything(config.seed)
-    ctx = GRPOContext(
-        policy=models.policy,
-        train_model=wrap_for_training(models.policy, models.device),
-        reference=models.reference,
-        tokenizer=models.tokenizer,
-        optim=build_optimizer(models.policy.parameters(), config.optim),
-        config=config,
-        generator=rollout_generator(config.seed, models.device),
-        reward_fn=reward_fn,
-    )
     stream = PromptStream(task, config.seed)
-
-    def step(examples: list) -> tuple[dict, list]:
-        stats, scored = grpo_step(ctx, examples)
-        return stats, sample_records(scored, [example.prompt for example in examples])
-
+    run = method.build(config, models, reward_fn, stream)
+    step = with_reference_refresh(run.step, models.policy, models.reference, config.algo.ref_refresh_every)
     services = open_services(config, config.optim.steps, console)
-    return run_loop(
+    result = run_loop(
         config,
         step,
         lambda: stream.next_batch(config.rollout.prompts_per_step),
@@ -83,3 +48,4 @@ def train(
         test_examples,
         services,
     )
+    return replace(result, models_held=run.models_held)
