@@ -222,7 +222,7 @@ def draw_informative(ctx: GRPOContext, examples: list[Example]) -> tuple[Scored,
         keep &= torch.cumsum(keep.long(), 0) <= B - have  # no more groups than the batch still needs
         parts.append(_keep_groups(scored, keep))
         have, drawn = have + int(keep.sum()), draw
-        if have == B:
+        if have == B or draw == ctx.config.algo.max_draws:
             break
         examples = ctx.more_prompts() if ctx.more_prompts is not None else examples
     stats: Stats = {"sampling_draws": torch.tensor(float(drawn)), "informative_groups": torch.tensor(float(have))}
