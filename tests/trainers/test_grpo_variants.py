@@ -23,7 +23,7 @@ from grpo.trainers.grpo import (
     score_rollouts,
     shape_rewards,
 )
-from grpo.trainers.methods import with_reference_refresh
+from grpo.trainers.method import with_reference_refresh
 from grpo.trainers.optim import build_optimizer
 
 PROMPTS = [Example("1+2*3=", "7"), Example("(4-1)*2+7=", "13"), Example("9-2*2=", "5")]

@@ -39,7 +39,7 @@ from grpo.trainers.grpo import (
     sample_rollouts,
     score_rollouts,
 )
-from grpo.trainers.methods import MethodRun, RewardFn, count_models, grpo_context
+from grpo.trainers.method import MethodRun, RewardFn, count_models, grpo_context
 from grpo.trainers.optim import apply_update
 from grpo.trainers.setup import Models
 

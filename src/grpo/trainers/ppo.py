@@ -48,7 +48,7 @@ from grpo.trainers.grpo import (
     sample_rollouts,
     score_rollouts,
 )
-from grpo.trainers.methods import MethodRun, RewardFn, count_models, grpo_context, sample_records
+from grpo.trainers.method import MethodRun, RewardFn, count_models, grpo_context, sample_records
 from grpo.trainers.optim import apply_update, build_optimizer
 from grpo.trainers.setup import Models
 

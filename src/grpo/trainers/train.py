@@ -13,7 +13,8 @@ from grpo.rewards import exact_answer
 from grpo.tasks.api import Task
 from grpo.trainers.data import PromptStream
 from grpo.trainers.loop import TrainResult, run_loop
-from grpo.trainers.methods import METHODS, with_reference_refresh
+from grpo.trainers.method import with_reference_refresh
+from grpo.trainers.methods import METHODS
 from grpo.trainers.setup import build_models, build_task, open_services, seed_everything
 
 
