@@ -28,7 +28,7 @@ from grpo.errors import UserError
 
 DEFAULT_METHODS = ("grpo", "ppo", "dpo")
 # The comparison's own budget (before the user's overrides): short enough for a 2-core CPU in minutes.
-COMPARE_DEFAULTS = ("optim.steps=30", "log.eval_every=5")
+COMPARE_DEFAULTS = ("optim.steps=60", "log.eval_every=5")
 
 
 @dataclass(frozen=True)
