@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,9 @@ import torch
 
 from grpo.models.tiny import build_char_tokenizer, build_tiny_llama, save_model_dir
 
-torch.set_num_threads(2)
+# OMP_NUM_THREADS wins when set: on a loaded 2-core machine two spinning OpenMP threads per test
+# process make a tiny forward pass ~100x slower than one thread.
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
 
 
 @pytest.fixture(scope="session")

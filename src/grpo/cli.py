@@ -1,4 +1,4 @@
-"""The `grpo` command: train, eval and sft. User errors become one line on stderr and exit code 2."""
+"""The `grpo` command: train, eval, sft and compare. User errors become one line on stderr and exit code 2."""
 
 from __future__ import annotations
 
@@ -25,6 +25,11 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("overrides", nargs="*", help="dotted key=value overrides of the config")
     sft = commands.add_parser("sft", help="supervised warm start of the tiny model (reproduces the default base)")
     sft.add_argument("overrides", nargs="*", help="key=value overrides of the SFT config, e.g. steps=500")
+    compare = commands.add_parser("compare", help="GRPO, PPO and DPO from the same base, budget and seed")
+    compare.add_argument("--config", type=Path, help="YAML config shared by all methods (default: arith.yaml)")
+    compare.add_argument("--output", type=Path, default=Path("runs/compare"), help="where the table and plot go")
+    compare.add_argument("--methods", default="grpo,ppo,dpo", help="comma-separated methods to run")
+    compare.add_argument("overrides", nargs="*", help="key=value overrides applied to every method alike")
     return parser
 
 
@@ -44,6 +49,14 @@ def _resume_target(args: argparse.Namespace) -> tuple[Path, Path]:
     if not (run_dir / "config.yaml").is_file():
         raise UserError(f"--resume: {run_dir} is not a run directory (no config.yaml there)")
     return target, run_dir
+def _compare(args: argparse.Namespace) -> int:
+    from grpo.compare import markdown_table, run_compare
+
+    methods = tuple(name.strip() for name in args.methods.split(",") if name.strip())
+    results = run_compare(args.output, args.config, args.overrides, methods)
+    print(markdown_table(results), end="")
+    print(f"table, curves and plot written to {args.output}")
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -103,7 +116,7 @@ def _sft(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `grpo` console script."""
     args = _parser().parse_args(argv)
-    handlers = {"train": _train, "eval": _eval, "sft": _sft}
+    handlers = {"train": _train, "eval": _eval, "sft": _sft, "compare": _compare}
     try:
         return handlers[args.command](args)
     except UserError as error:

@@ -15,6 +15,8 @@ TABLES = {
     "KL_ESTIMATORS": ("k1", "k2", "k3"),
     "LOSS_AGGREGATIONS": ("seq_mean_token_mean", "token_mean", "seq_mean_token_sum_norm", "bnpo"),
     "PREFERENCE_LOSSES": ("dpo", "ipo", "hinge"),
+    "KL_PLACEMENTS": ("loss", "reward"),
+    "OVERLONG_POLICIES": ("none", "mask", "soft_penalty"),
 }
 
 
@@ -101,6 +103,8 @@ def _canonical_arguments(table_name: str) -> tuple:
         "KL_ESTIMATORS": (logprobs, logprobs - 0.1),
         "LOSS_AGGREGATIONS": (torch.ones(n, t), mask, algo.LossNormalizer(n, n * t, t)),
         "PREFERENCE_LOSSES": (torch.ones(n), torch.zeros(n), 0.1),
+        "KL_PLACEMENTS": (0.04,),
+        "OVERLONG_POLICIES": (torch.ones(n), mask, mask.sum(1), torch.zeros(n, dtype=torch.bool), t, 1, 1.0),
     }[table_name]
 
 
@@ -112,4 +116,6 @@ def test_every_entry_runs_on_the_table_inputs(table_name):
         result = table.get(name)(**dict(zip(table.params, args, strict=True)))
         value = result.per_token_loss if table_name == "POLICY_LOSSES" else result
         value = value[0] if table_name == "PREFERENCE_LOSSES" else value
+        value = value.rewards if table_name == "OVERLONG_POLICIES" else value
+        value = torch.tensor([value.in_loss, value.in_reward]) if table_name == "KL_PLACEMENTS" else value
         assert isinstance(value, torch.Tensor) and torch.isfinite(value).all(), (table_name, name)

@@ -2,7 +2,8 @@
 
 This package imports only torch and the standard library. Importing it imports every module below,
 so the registries are complete: ``ADVANTAGE_ESTIMATORS``, ``RATIO_LEVELS``, ``POLICY_LOSSES``,
-``KL_ESTIMATORS``, ``LOSS_AGGREGATIONS`` and ``PREFERENCE_LOSSES`` map config names to functions.
+``KL_ESTIMATORS``, ``LOSS_AGGREGATIONS``, ``PREFERENCE_LOSSES``, ``KL_PLACEMENTS`` and
+``OVERLONG_POLICIES`` map config names to functions.
 """
 
 from grpo.algo import (
@@ -15,6 +16,7 @@ from grpo.algo import (
     preference,
     ratio,
     registry,
+    shaping,
     value_loss,
 )
 from grpo.algo.advantages import AdvantageInputs
@@ -26,23 +28,37 @@ from grpo.algo.preference import PreferenceStats
 from grpo.algo.registry import (
     ADVANTAGE_ESTIMATORS,
     KL_ESTIMATORS,
+    KL_PLACEMENTS,
     LOSS_AGGREGATIONS,
+    OVERLONG_POLICIES,
     POLICY_LOSSES,
     PREFERENCE_LOSSES,
     RATIO_LEVELS,
     Registry,
     UnknownNameError,
 )
+from grpo.algo.shaping import (
+    KLWeights,
+    OverlongOutput,
+    informative_groups,
+    kl_penalized_rewards,
+    ppo_token_rewards,
+    soft_overlong_penalty,
+)
 from grpo.algo.value_loss import ValueLossStats, clipped_value_loss
 
 __all__ = [
     "ADVANTAGE_ESTIMATORS",
     "KL_ESTIMATORS",
+    "KL_PLACEMENTS",
     "LOSS_AGGREGATIONS",
+    "OVERLONG_POLICIES",
     "POLICY_LOSSES",
     "PREFERENCE_LOSSES",
     "RATIO_LEVELS",
     "AdvantageInputs",
+    "KLWeights",
+    "OverlongOutput",
     "LossNormalizer",
     "PolicyLossOutput",
     "PolicyLossStats",
@@ -56,14 +72,19 @@ __all__ = [
     "clipped_value_loss",
     "gae",
     "gae_advantages_and_returns",
+    "informative_groups",
     "kl",
+    "kl_penalized_rewards",
     "masked",
     "masked_mean",
     "masked_sum",
     "masked_whiten",
     "policy_loss",
+    "ppo_token_rewards",
     "preference",
     "ratio",
     "registry",
+    "shaping",
+    "soft_overlong_penalty",
     "value_loss",
 ]

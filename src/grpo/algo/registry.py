@@ -6,7 +6,7 @@ parameters differ from the table's, is an error at import time; looking up an un
 with the valid names and the closest match, so a config typo fails before any model loads.
 
 The tables are filled by the modules that define the formulas (``advantages``, ``ratio``,
-``policy_loss``, ``kl``, ``aggregate``, ``preference``); ``import grpo.algo`` imports them all.
+``policy_loss``, ``kl``, ``aggregate``, ``preference``, ``shaping``); ``import grpo.algo`` imports them all.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from grpo.algo.aggregate import LossNormalizer
     from grpo.algo.policy_loss import PolicyLossOutput
     from grpo.algo.preference import PreferenceStats
+    from grpo.algo.shaping import KLWeights, OverlongOutput
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -108,6 +109,8 @@ PolicyLoss = Callable[[Tensor, Tensor, Tensor, float, float, "float | None"], "P
 KLEstimator = Callable[[Tensor, Tensor], Tensor]
 LossAggregation = Callable[[Tensor, Tensor, "LossNormalizer"], Tensor]
 PreferenceLoss = Callable[[Tensor, Tensor, float], "tuple[Tensor, PreferenceStats]"]
+KLPlacement = Callable[[float], "KLWeights"]
+OverlongPolicy = Callable[[Tensor, Tensor, Tensor, Tensor, int, int, float], "OverlongOutput"]
 
 ADVANTAGE_ESTIMATORS: Registry[AdvantageEstimator] = Registry("advantage estimator", ("inputs",))
 RATIO_LEVELS: Registry[RatioLevel] = Registry(
@@ -123,4 +126,9 @@ LOSS_AGGREGATIONS: Registry[LossAggregation] = Registry(
 )
 PREFERENCE_LOSSES: Registry[PreferenceLoss] = Registry(
     "preference loss", ("chosen_logratios", "rejected_logratios", "beta")
+)
+KL_PLACEMENTS: Registry[KLPlacement] = Registry("KL placement", ("beta",))
+OVERLONG_POLICIES: Registry[OverlongPolicy] = Registry(
+    "overlong policy",
+    ("rewards", "completion_mask", "completion_lengths", "truncated", "max_completion_length", "buffer", "penalty"),
 )

@@ -92,7 +92,7 @@ def _describe(error: dict[str, Any], root: type[BaseModel]) -> str:
         hint = f"; did you mean '{prefix + '.' if prefix else ''}{close[0]}'?" if close else ""
         return f"unknown config key '{key}'{hint} (valid here: {', '.join(known)})"
     message = str(error["msg"]).removeprefix("Value error, ")
-    if message.startswith(("algo.", "task.", "guards.")):
+    if message.startswith(("algo.", "task.", "guards.", "dpo.")):
         return message
     if message.startswith("unknown "):
         return f"config key '{key}': {message}"

@@ -14,8 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from grpo.algo import (
     ADVANTAGE_ESTIMATORS,
     KL_ESTIMATORS,
+    KL_PLACEMENTS,
     LOSS_AGGREGATIONS,
+    OVERLONG_POLICIES,
     POLICY_LOSSES,
+    PREFERENCE_LOSSES,
     RATIO_LEVELS,
     Registry,
 )
@@ -85,12 +88,27 @@ class AlgoConfig(Section):
     kl_estimator: str = Field("k3", description="KL estimator: k1, k2 or k3 (DeepSeekMath's unbiased).")
     loss_aggregation: str = Field("seq_mean_token_mean", description="How per-token losses are reduced.")
     mu: int = Field(1, ge=1, description="Optimisation passes over each batch of rollouts.")
+    kl_placement: str | None = Field(None, description="KL to the reference in the loss or subtracted from the "
+                                     "reward (see grpo.algo.shaping); unset: reward for ppo, loss otherwise.")
+    ref_refresh_every: int = Field(0, ge=0, description="Copy the policy into the reference every N steps; 0 never.")
+    entropy_coef: float = Field(0.0, ge=0, description="Entropy bonus: coef * entropy is subtracted from the loss.")
+    dynamic_sampling: bool = Field(False, description="DAPO: drop groups whose rewards are all equal and draw "
+                                   "more prompts until the batch is full.")
+    max_draws: int = Field(4, ge=1, description="Most prompt batches drawn per step with dynamic_sampling "
+                           "(the first included); a step trains on what it has when they run out.")
+    overlong: str = Field("none", description="Truncated completions: none, mask (left out of the loss) or "
+                          "soft_penalty (DAPO's length penalty added to the reward).")
+    overlong_buffer: int = Field(4, ge=1, description="L_cache of the soft penalty: tokens before max_new_tokens "
+                                 "where the penalty ramps from 0 to -overlong_penalty.")
+    overlong_penalty: float = Field(1.0, ge=0, description="Scale of the soft overlong penalty (DAPO: 1).")
 
     _advantage = field_validator("advantage")(lambda v: _registered(ADVANTAGE_ESTIMATORS, v))
     _policy_loss = field_validator("policy_loss")(lambda v: _registered(POLICY_LOSSES, v))
     _ratio_level = field_validator("ratio_level")(lambda v: _registered(RATIO_LEVELS, v))
     _kl = field_validator("kl_estimator")(lambda v: _registered(KL_ESTIMATORS, v))
     _aggregation = field_validator("loss_aggregation")(lambda v: _registered(LOSS_AGGREGATIONS, v))
+    _placement = field_validator("kl_placement")(lambda v: v if v is None else _registered(KL_PLACEMENTS, v))
+    _overlong = field_validator("overlong")(lambda v: _registered(OVERLONG_POLICIES, v))
 
     @property
     def eps_low(self) -> float:
@@ -104,6 +122,42 @@ class AlgoConfig(Section):
     def _clip_ordered(self) -> AlgoConfig:
         if self.eps_high is not None and self.eps_high < self.eps:
             raise ValueError(f"algo.eps_high ({self.eps_high}) must be >= algo.eps ({self.eps})")
+        return self
+
+
+class PPOConfig(Section):
+    """`algorithm: ppo`: the critic and GAE (the clip, KL and entropy keys come from `algo`)."""
+
+    critic: Literal["head", "separate"] = Field(
+        "head", description="Value head on the policy's backbone (head) or a separate critic of the same "
+        "architecture (separate: one more model in memory)."
+    )
+    gamma: float = Field(1.0, ge=0, le=1, description="GAE discount gamma.")
+    lam: float = Field(0.95, ge=0, le=1, description="GAE lambda.")
+    value_clip: float = Field(0.2, gt=0, description="Clip range of the value update around the old values.")
+    vf_coef: float = Field(0.1, ge=0, description="Weight of the value loss in the total loss.")
+    whiten_advantages: bool = Field(True, description="Whiten the GAE advantages over the batch's tokens.")
+
+
+class DPOConfig(Section):
+    """`algorithm: dpo`: pairwise preference optimisation against the frozen reference."""
+
+    loss: str = Field("dpo", description="Preference loss: dpo, ipo or hinge (see grpo.algo.preference).")
+    beta: float = Field(0.1, gt=0, description="DPO's beta (IPO's tau): strength of the tie to the reference.")
+    source: Literal["online", "offline"] = Field(
+        "online", description="online: best vs worst of each group of the policy's own samples, ranked by the "
+        "reward; offline: pairs from dpo.data."
+    )
+    data: str | None = Field(None, description="Preference JSONL with prompt, chosen, rejected (source: offline).")
+
+    _loss = field_validator("loss")(lambda v: _registered(PREFERENCE_LOSSES, v))
+
+    @model_validator(mode="after")
+    def _data_matches_source(self) -> DPOConfig:
+        if self.source == "offline" and not self.data:
+            raise ValueError("dpo.source=offline needs dpo.data (a JSONL file of prompt, chosen, rejected)")
+        if self.source == "online" and self.data:
+            raise ValueError(f"dpo.data ({self.data}) is read only with dpo.source=offline")
         return self
 
 
@@ -158,15 +212,37 @@ class GuardsConfig(Section):
 
 
 class RunConfig(Section):
+    algorithm: Literal["grpo", "ppo", "dpo"] = Field("grpo", description="Which method trains the policy.")
     seed: int = Field(0, description="Seeds prompts, sampling and initialisation.")
     model: ModelConfig = ModelConfig()
     task: TaskConfig = TaskConfig()
     rollout: RolloutConfig = RolloutConfig()
     algo: AlgoConfig = AlgoConfig()
+    ppo: PPOConfig = PPOConfig()
+    dpo: DPOConfig = DPOConfig()
     optim: OptimConfig = OptimConfig()
     log: LogConfig = LogConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     guards: GuardsConfig = GuardsConfig()
+
+    @property
+    def kl_placement(self) -> str:
+        """`algo.kl_placement`, or the method's own convention when unset: the reward for PPO, else the loss."""
+        return self.algo.kl_placement or ("reward" if self.algorithm == "ppo" else "loss")
+
+    @model_validator(mode="after")
+    def _combinations(self) -> RunConfig:
+        """Reject combinations that cannot mean anything, one line each, naming the keys."""
+        algo = self.algo
+        if algo.ref_refresh_every and algo.beta == 0 and self.algorithm != "dpo":
+            raise ValueError(f"algo.ref_refresh_every ({algo.ref_refresh_every}) needs a reference model, but "
+                             "algo.beta=0 runs without one; set algo.beta > 0 or algo.ref_refresh_every=0")
+        if algo.overlong == "soft_penalty" and algo.overlong_buffer > self.rollout.max_new_tokens:
+            raise ValueError(f"algo.overlong_buffer ({algo.overlong_buffer}) must be <= rollout.max_new_tokens "
+                             f"({self.rollout.max_new_tokens})")
+        if algo.dynamic_sampling and self.algorithm != "grpo":
+            raise ValueError(f"algo.dynamic_sampling applies to algorithm=grpo only (got algorithm={self.algorithm})")
+        return self
 
 
 class SFTConfig(Section):

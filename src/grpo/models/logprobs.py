@@ -14,6 +14,7 @@ def completion_logprobs(
     attention_mask: torch.Tensor,
     completion_length: int,
     temperature: float,
+    entropy_grad: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probs of the completion tokens and the entropy of each predictive distribution.
 
@@ -27,9 +28,11 @@ def completion_logprobs(
         attention_mask: (N, P + T) bool or 0/1.
         completion_length: T.
         temperature: the sampling temperature (> 0).
+        entropy_grad: keep the graph of the entropy (for an entropy bonus); otherwise it is detached
+            and costs no extra memory.
 
     Returns:
-        logprobs (N, T) float32 with gradient, entropy (N, T) float32 detached.
+        logprobs (N, T) float32 with gradient, entropy (N, T) float32 (detached unless entropy_grad).
     """
     T = completion_length
     outputs = model(
@@ -43,6 +46,6 @@ def completion_logprobs(
     log_probs = F.log_softmax(logits, dim=-1)
     targets = input_ids[:, -T:]  # (N, T)
     logprobs = torch.gather(log_probs, 2, targets.unsqueeze(-1)).squeeze(-1)
-    with torch.no_grad():
+    with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
         entropy = -(log_probs.exp() * log_probs).sum(-1)
     return logprobs, entropy

@@ -126,3 +126,42 @@ class RolloutBatch:
         input_ids = torch.cat([self.prompt_ids, self.completion_ids], dim=1)  # (N, P+T)
         attention_mask = torch.cat([self.prompt_mask, self.completion_mask], dim=1)  # (N, P+T)
         return input_ids, attention_mask
+
+    def select_groups(self, keep: torch.Tensor) -> RolloutBatch:
+        """The groups whose entry in `keep` (B,) bool is True, all G rows of each, order kept."""
+        rows = keep.to(self.completion_ids.device).repeat_interleave(self.group_size)  # (N,)
+        return RolloutBatch(
+            self.prompt_ids[rows], self.prompt_mask[rows], self.completion_ids[rows], self.completion_mask[rows],
+            self.sampler_logprobs[rows], self.truncated[rows], self.group_size,
+        )
+
+
+def _pad_columns(tensor: torch.Tensor, width: int, value: float, left: bool) -> torch.Tensor:
+    """Pad a (N, W) tensor with `value` to (N, width), on the left or the right."""
+    missing = width - tensor.shape[1]
+    pad = torch.full((tensor.shape[0], missing), value, dtype=tensor.dtype, device=tensor.device)
+    return torch.cat([pad, tensor] if left else [tensor, pad], dim=1)
+
+
+def concat_rollouts(batches: list[RolloutBatch], pad_token_id: int) -> RolloutBatch:
+    """Stack batches of the same group size row-wise: prompts re-left-padded, completions right-padded.
+
+    Used by dynamic sampling, which gathers the informative groups of several draws into one batch.
+    """
+    if not batches or len({batch.group_size for batch in batches}) != 1:
+        raise ValueError("concat_rollouts needs at least one batch, all with the same group_size")
+    P = max(batch.prompt_ids.shape[1] for batch in batches)
+    T = max(batch.completion_ids.shape[1] for batch in batches)
+
+    def stack(name: str, width: int, value: float, left: bool) -> torch.Tensor:
+        return torch.cat([_pad_columns(getattr(batch, name), width, value, left) for batch in batches])
+
+    return RolloutBatch(
+        prompt_ids=stack("prompt_ids", P, pad_token_id, left=True),
+        prompt_mask=stack("prompt_mask", P, False, left=True),
+        completion_ids=stack("completion_ids", T, pad_token_id, left=False),
+        completion_mask=stack("completion_mask", T, False, left=False),
+        sampler_logprobs=stack("sampler_logprobs", T, 0.0, left=False),
+        truncated=torch.cat([batch.truncated for batch in batches]),
+        group_size=batches[0].group_size,
+    )

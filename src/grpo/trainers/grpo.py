@@ -2,8 +2,10 @@
 
     1. sample G outputs o_i ~ pi_old(. | q) for each prompt q of the batch      -> sample_rollouts
     2. compute the rewards r_i of each output with the rule-based reward        -> score_rollouts
-    3. A_i = (r_i - mean(r)) / std(r) for every token of o_i                     -> compute_advantages
+    3. A_i = (r_i - mean(r)) / std(r) for every token of o_i                     -> score_rollouts
+       (DAPO dynamic sampling redraws until every group carries signal)          -> draw_informative
     4. log-probs of the sampling (old) policy and the frozen reference           -> old_/reference_logprobs
+       (overlong handling and a KL subtracted from the reward reshape r_i)       -> shape_rewards
     5. for mu iterations, maximise the clipped objective minus beta * KL          -> optimisation_pass
 
 The formulas live in `grpo.algo` and are looked up by name in its registries; this module only
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -22,11 +24,15 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from grpo.algo import (
     ADVANTAGE_ESTIMATORS,
     KL_ESTIMATORS,
+    KL_PLACEMENTS,
     LOSS_AGGREGATIONS,
+    OVERLONG_POLICIES,
     POLICY_LOSSES,
     RATIO_LEVELS,
     AdvantageInputs,
     LossNormalizer,
+    informative_groups,
+    kl_penalized_rewards,
     masked_mean,
 )
 from grpo.config.schema import RunConfig
@@ -34,6 +40,7 @@ from grpo.models.logprobs import completion_logprobs
 from grpo.rewards import exact_answer, score
 from grpo.rewards.guard import RewardGuard
 from grpo.rollout import RolloutBatch, SamplingParams, generate
+from grpo.rollout.types import concat_rollouts
 from grpo.tasks.api import Example
 from grpo.trainers.optim import OptimState, apply_update
 
@@ -48,6 +55,8 @@ class GRPOContext:
     run); `policy` is the plain model used for generation. `reward_fn` follows the contract of
     `grpo.rewards.api` and receives the task's `answer` column; `reward_guard` isolates its failures.
     `check_logprobs` asks the next step to compare trainer and sampler log-probs (the first step only).
+    `more_prompts` supplies further prompts to dynamic sampling (without it, the step's own prompts
+    are sampled again).
     """
 
     policy: PreTrainedModel
@@ -60,6 +69,7 @@ class GRPOContext:
     reward_fn: Callable[..., list[float | None]] = field(default=exact_answer)
     reward_guard: RewardGuard = field(default_factory=RewardGuard)
     check_logprobs: bool = True
+    more_prompts: Callable[[], list[Example]] | None = None
 
 
 @dataclass(frozen=True)
@@ -142,18 +152,19 @@ def _micro_batch_loss(
     input_ids, attention_mask = batch.sequences()
     mask = batch.completion_mask[rows]  # (n, T)
     logprobs, entropy = completion_logprobs(
-        ctx.train_model, input_ids[rows], attention_mask[rows], mask.shape[1], ctx.config.rollout.temperature
+        ctx.train_model, input_ids[rows], attention_mask[rows], mask.shape[1], ctx.config.rollout.temperature,
+        entropy_grad=algo.entropy_coef > 0,
     )
     old_logprobs = logprobs.detach() if old is None else old[rows]  # ratio exactly 1 when mu == 1
     log_ratio = RATIO_LEVELS.get(algo.ratio_level)(logprobs, old_logprobs, mask)
     policy = POLICY_LOSSES.get(algo.policy_loss)(
         log_ratio, scored.advantages[rows], mask, algo.eps_low, algo.clip_high, algo.dual_clip
     )
-    per_token_loss = policy.per_token_loss
-    stats: Stats = {"entropy": masked_mean(entropy, mask)}
+    per_token_loss = policy.per_token_loss - algo.entropy_coef * entropy  # entropy bonus
+    stats: Stats = {"entropy": masked_mean(entropy.detach(), mask)}
     if ref is not None:
         kl = KL_ESTIMATORS.get(algo.kl_estimator)(logprobs, ref[rows])
-        per_token_loss = per_token_loss + algo.beta * kl
+        per_token_loss = per_token_loss + KL_PLACEMENTS.get(ctx.config.kl_placement)(algo.beta).in_loss * kl
         stats["kl"] = masked_mean(kl.detach(), mask)
     loss = LOSS_AGGREGATIONS.get(algo.loss_aggregation)(per_token_loss, mask, norm)
     stats.update(clip_fraction=policy.stats.clip_fraction, ratio_mean=policy.stats.ratio_mean)
@@ -182,6 +193,79 @@ def optimisation_pass(ctx: GRPOContext, scored: Scored, old: torch.Tensor | None
     finite = bool(torch.isfinite(totals["loss"]))  # a NaN/inf loss must not reach the weights
     totals.update(apply_update(ctx.optim, ctx.policy.parameters(), ctx.config.optim.max_grad_norm, finite))
     return totals
+
+
+def group_advantages(ctx: GRPOContext, rewards: torch.Tensor, valid: torch.Tensor, group_size: int) -> torch.Tensor:
+    """(N,) advantages of `rewards` with the configured estimator (as in `score_rollouts`)."""
+    algo = ctx.config.algo
+    inputs = AdvantageInputs(rewards.cpu(), valid.cpu(), group_size, std=algo.std, eps=algo.advantage_eps)
+    return ADVANTAGE_ESTIMATORS.get(algo.advantage)(inputs).to(rewards.device)
+
+
+def _keep_groups(scored: Scored, keep: torch.Tensor) -> Scored:
+    """The groups of `scored` where `keep` (B,) is True; advantages are left for the caller to recompute."""
+    rows = keep.cpu().repeat_interleave(scored.batch.group_size)  # (N,) bool
+    texts = [text for text, kept in zip(scored.texts, rows.tolist()) if kept]
+    rows = rows.to(scored.rewards.device)
+    return Scored(scored.batch.select_groups(keep), texts, scored.rewards[rows], scored.valid[rows],
+                  scored.advantages[rows])
+
+
+def draw_informative(ctx: GRPOContext, examples: list[Example]) -> tuple[Scored, Stats]:
+    """Phases 1-3 with DAPO dynamic sampling: keep only groups whose rewards differ, drawing more.
+
+    Draws batches of prompts until B informative groups are gathered or `algo.max_draws` batches
+    have been drawn, then trains on what it has (the last draw, unfiltered, if nothing had signal).
+    Advantages are recomputed over the gathered batch, since batch-level estimators depend on it.
+    Paper: Yu et al. 2025, "DAPO" (arXiv:2503.14476), Sec. 3.2.
+    """
+    B, G = len(examples), ctx.config.rollout.group_size
+    parts: list[Scored] = []
+    have, drawn = 0, 0
+    for draw in range(1, ctx.config.algo.max_draws + 1):
+        scored = score_rollouts(ctx, sample_rollouts(ctx, examples), examples)
+        keep = informative_groups(scored.rewards, scored.valid, G)  # (B,)
+        keep &= torch.cumsum(keep.long(), 0) <= B - have  # no more groups than the batch still needs
+        parts.append(_keep_groups(scored, keep))
+        have, drawn = have + int(keep.sum()), draw
+        if have == B or draw == ctx.config.algo.max_draws:
+            break
+        examples = ctx.more_prompts() if ctx.more_prompts is not None else examples
+    stats: Stats = {"sampling_draws": torch.tensor(float(drawn)), "informative_groups": torch.tensor(float(have))}
+    if have == 0:
+        return scored, stats
+    parts = [part for part in parts if part.batch.num_completions]
+    batch = concat_rollouts([part.batch for part in parts], ctx.tokenizer.pad_token_id)
+    rewards, valid = torch.cat([p.rewards for p in parts]), torch.cat([p.valid for p in parts])
+    texts = [text for part in parts for text in part.texts]
+    return Scored(batch, texts, rewards, valid, group_advantages(ctx, rewards, valid, G)), stats
+
+
+def shape_rewards(
+    ctx: GRPOContext, scored: Scored, old: torch.Tensor | None, ref: torch.Tensor | None
+) -> Scored:
+    """Phase 3b: overlong handling and a KL subtracted from the reward; advantages follow the new rewards.
+
+    With `overlong: mask` the truncated rows leave the loss through their completion mask. With
+    `kl_placement: reward` the KL of the sampled tokens (at the sampling policy) is subtracted from
+    each reward. With neither, `scored` is returned unchanged.
+    """
+    algo, batch = ctx.config.algo, scored.batch
+    overlong = OVERLONG_POLICIES.get(algo.overlong)(
+        scored.rewards, batch.completion_mask, batch.completion_lengths, batch.truncated,
+        ctx.config.rollout.max_new_tokens, algo.overlong_buffer, algo.overlong_penalty,
+    )
+    rewards, weight = overlong.rewards, KL_PLACEMENTS.get(ctx.config.kl_placement)(algo.beta).in_reward
+    if weight and ref is not None:
+        size, temperature = ctx.config.optim.micro_batch_size, ctx.config.rollout.temperature
+        sampling = old if old is not None else policy_logprobs(ctx.policy, batch, temperature, size)
+        kl = KL_ESTIMATORS.get(algo.kl_estimator)(sampling, ref)
+        rewards = kl_penalized_rewards(rewards, kl, batch.completion_mask, weight)
+    if rewards is scored.rewards and overlong.loss_mask is batch.completion_mask:
+        return scored
+    advantages = group_advantages(ctx, rewards, scored.valid, batch.group_size)
+    return replace(scored, batch=replace(batch, completion_mask=overlong.loss_mask), rewards=rewards,
+                   advantages=advantages)
 
 
 def rollout_stats(scored: Scored) -> Stats:
@@ -215,15 +299,18 @@ def sampler_agreement(ctx: GRPOContext, batch: RolloutBatch) -> Stats:
 
 def grpo_step(ctx: GRPOContext, examples: list[Example]) -> tuple[Stats, Scored]:
     """One GRPO iteration over a batch of prompts; returns detached stats and the scored rollouts."""
-    batch = sample_rollouts(ctx, examples)
-    scored = score_rollouts(ctx, batch, examples)
-    old = old_policy_logprobs(ctx, batch)
-    ref = reference_logprobs(ctx, batch)
-    stats = rollout_stats(scored)
+    if ctx.config.algo.dynamic_sampling:
+        scored, sampling = draw_informative(ctx, examples)
+    else:
+        scored, sampling = score_rollouts(ctx, sample_rollouts(ctx, examples), examples), {}
+    old = old_policy_logprobs(ctx, scored.batch)
+    ref = reference_logprobs(ctx, scored.batch)
+    stats = {**rollout_stats(scored), **sampling}
     stats.update(ctx.reward_guard.pop_stats())
     if ctx.check_logprobs:
         ctx.check_logprobs = False
-        stats.update(sampler_agreement(ctx, batch))
+        stats.update(sampler_agreement(ctx, scored.batch))
+    scored = shape_rewards(ctx, scored, old, ref)
     for _ in range(ctx.config.algo.mu):
         stats.update(optimisation_pass(ctx, scored, old, ref))
     return stats, scored

@@ -62,6 +62,7 @@ class TrainResult:
     train_seconds: float
     checkpoint: Path | None
     stopped_by: str | None = None  # the signal's name when SIGINT/SIGTERM ended the run early
+    models_held: int | None = None  # full networks the method kept in memory (policy, reference, critic)
 
 
 class StopOnSignal:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +119,7 @@ class Checkpointer:
     ctx: GRPOContext
     stream: PromptStream
     keep: int
+    extra_modules: dict[str, torch.nn.Module] = field(default_factory=dict)  # e.g. PPO's critic
 
     @property
     def root(self) -> Path:
@@ -130,13 +131,17 @@ class Checkpointer:
         tensors = {"policy": policy}
         if self.ctx.reference is not None:
             tensors["reference"], ref_tied = model_tensors(self.ctx.reference)
+        extra_tied = {}
+        for name, module in self.extra_modules.items():
+            tensors[f"module.{name}"], extra_tied[name] = model_tensors(module)
         optim, optim_meta = optimizer_tensors(self.ctx.optim.optimizer)
         tensors["optimizer"] = optim
         tensors["rng"], rng_meta = capture_rng(self.ctx.generator)
         version, words, gauss = self.stream.rng.getstate()
         state = {
             "step": step,
-            "tied": {"policy": policy_tied, "reference": ref_tied if self.ctx.reference is not None else {}},
+            "tied": {"policy": policy_tied, "reference": ref_tied if self.ctx.reference is not None else {},
+                     "modules": extra_tied},
             "optimizer": optim_meta,
             "scheduler": self.ctx.optim.scheduler.state_dict(),
             "rng": rng_meta,
@@ -152,6 +157,8 @@ class Checkpointer:
         load_model_tensors(self.ctx.policy, tensors["policy"], state["tied"]["policy"])
         if self.ctx.reference is not None and "reference" in tensors:
             load_model_tensors(self.ctx.reference, tensors["reference"], state["tied"]["reference"])
+        for name, module in self.extra_modules.items():
+            load_model_tensors(module, tensors[f"module.{name}"], state["tied"]["modules"][name])
         load_optimizer_tensors(self.ctx.optim.optimizer, tensors["optimizer"], state["optimizer"])
         self.ctx.optim.scheduler.load_state_dict(state["scheduler"])
         restore_rng(self.ctx.generator, tensors["rng"], state["rng"])

@@ -49,8 +49,8 @@ class Models:
     device: torch.device
 
 
-def build_models(config: RunConfig) -> Models:
-    """Policy and tokenizer from `model.path`; the frozen reference only when beta > 0.
+def build_models(config: RunConfig, with_reference: bool | None = None) -> Models:
+    """Policy and tokenizer from `model.path`; the frozen reference when `with_reference` (default: beta > 0).
 
     `grpo.trainers.checks.preflight` has already checked the model's limits against the config.
     """
@@ -58,7 +58,8 @@ def build_models(config: RunConfig) -> Models:
     path = resolve_model_path(config.model.path)
     tokenizer = load_tokenizer(path)
     policy = load_policy(path, config.model.dtype, device)
-    reference = frozen_copy(policy) if config.algo.beta > 0 else None
+    with_reference = config.algo.beta > 0 if with_reference is None else with_reference
+    reference = frozen_copy(policy) if with_reference else None
     return Models(policy, reference, tokenizer, device)
 
 

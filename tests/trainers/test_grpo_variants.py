@@ -1,0 +1,154 @@
+"""GRPO variant keys inside the step: entropy bonus, KL placement, overlong handling, dynamic sampling,
+reference refresh. Each test compares with a value computed independently of the trainer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from grpo.algo import LossNormalizer, soft_overlong_penalty
+from grpo.config import load_config
+from grpo.models.load import frozen_copy, load_policy, load_tokenizer
+from grpo.models.logprobs import completion_logprobs
+from grpo.tasks.api import Example
+from grpo.trainers.grpo import (
+    GRPOContext,
+    _micro_batch_loss,
+    draw_informative,
+    policy_logprobs,
+    reference_logprobs,
+    sample_rollouts,
+    score_rollouts,
+    shape_rewards,
+)
+from grpo.trainers.method import with_reference_refresh
+from grpo.trainers.optim import build_optimizer
+
+PROMPTS = [Example("1+2*3=", "7"), Example("(4-1)*2+7=", "13"), Example("9-2*2=", "5")]
+
+
+def sevens(completions: list[str], **_: object) -> list[float]:
+    return [float(text.count("7")) for text in completions]
+
+
+def make_context(model_dir: Path, overrides: list[str], reward_fn=sevens, perturb_reference: bool = False):
+    config = load_config(overrides=["rollout.max_new_tokens=8", "rollout.group_size=4", *overrides])
+    policy = load_policy(model_dir, "float32", torch.device("cpu"))
+    reference = frozen_copy(policy) if config.algo.beta > 0 else None
+    if perturb_reference and reference is not None:
+        with torch.no_grad():
+            for parameter in reference.parameters():
+                parameter.add_(0.05 * torch.randn(parameter.shape, generator=torch.Generator().manual_seed(1)))
+    return GRPOContext(policy, policy, reference, load_tokenizer(model_dir),
+                       build_optimizer(policy.parameters(), config.optim), config,
+                       torch.Generator().manual_seed(0), reward_fn)
+
+
+def _loss(ctx: GRPOContext, scored, ref) -> torch.Tensor:
+    batch = scored.batch
+    norm = LossNormalizer(batch.num_completions, int(batch.completion_mask.sum()), 8)
+    return _micro_batch_loss(ctx, scored, slice(0, batch.num_completions), None, ref, norm)[0]
+
+
+def test_entropy_bonus_subtracts_coef_times_the_aggregated_entropy(tiny_model_dir: Path):
+    plain = make_context(tiny_model_dir, ["algo.beta=0"])
+    bonus = make_context(tiny_model_dir, ["algo.beta=0", "algo.entropy_coef=0.5"])
+    scored = score_rollouts(plain, sample_rollouts(plain, PROMPTS), PROMPTS)
+    batch = scored.batch
+    input_ids, attention_mask = batch.sequences()
+    _, entropy = completion_logprobs(plain.policy, input_ids, attention_mask, batch.completion_ids.shape[1], 1.0)
+    # seq_mean_token_mean by hand: mean over sequences of the mean entropy over each one's tokens
+    per_sequence = [float(entropy[i][batch.completion_mask[i]].mean()) for i in range(batch.num_completions)]
+    expected = float(_loss(plain, scored, None).detach()) - 0.5 * sum(per_sequence) / len(per_sequence)
+    with_bonus = _loss(bonus, scored, None)
+    assert float(with_bonus) == pytest.approx(expected, abs=1e-5)
+    with_bonus.backward()  # the bonus carries a gradient (entropy_grad), unlike the logged entropy
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in bonus.policy.parameters())
+
+
+def test_kl_in_the_reward_subtracts_beta_times_summed_k3(tiny_model_dir: Path):
+    ctx = make_context(tiny_model_dir, ["algo.kl_placement=reward", "algo.beta=0.5"], perturb_reference=True)
+    scored = score_rollouts(ctx, sample_rollouts(ctx, PROMPTS), PROMPTS)
+    ref = reference_logprobs(ctx, scored.batch)
+    shaped = shape_rewards(ctx, scored, None, ref)
+    logprobs = policy_logprobs(ctx.policy, scored.batch, 1.0, 64)
+    mask = scored.batch.completion_mask
+    for i in range(scored.batch.num_completions):
+        kl = 0.0
+        for t in range(mask.shape[1]):
+            if mask[i, t]:
+                log_r = float(ref[i, t]) - float(logprobs[i, t])
+                kl += torch.tensor(log_r).exp().item() - log_r - 1.0
+        assert float(shaped.rewards[i]) == pytest.approx(float(scored.rewards[i]) - 0.5 * kl, abs=1e-4)
+    assert not torch.equal(shaped.advantages, scored.advantages)
+    # ... and the loss carries no KL term: with or without the reference it is the same number
+    torch.testing.assert_close(_loss(ctx, shaped, ref), _loss(ctx, shaped, None))
+
+
+def test_kl_in_the_loss_leaves_rewards_alone_and_adds_beta_kl(tiny_model_dir: Path):
+    ctx = make_context(tiny_model_dir, ["algo.beta=0.5"], perturb_reference=True)
+    scored = score_rollouts(ctx, sample_rollouts(ctx, PROMPTS), PROMPTS)
+    ref = reference_logprobs(ctx, scored.batch)
+    assert shape_rewards(ctx, scored, None, ref) is scored
+    assert float(_loss(ctx, scored, ref)) > float(_loss(ctx, scored, None))  # k3 >= 0, and > 0 here
+
+
+def test_overlong_mask_and_soft_penalty(tiny_model_dir: Path):
+    # a random tiny model rarely stops within 3 tokens, so most completions are truncated
+    masked = make_context(tiny_model_dir, ["algo.overlong=mask", "rollout.max_new_tokens=3", "algo.beta=0"])
+    scored = score_rollouts(masked, sample_rollouts(masked, PROMPTS), PROMPTS)
+    truncated = scored.batch.truncated
+    assert truncated.any()
+    shaped = shape_rewards(masked, scored, None, None)
+    assert (shaped.batch.completion_mask.sum(1) == 0).tolist() == truncated.tolist()
+    soft = make_context(tiny_model_dir, ["algo.overlong=soft_penalty", "rollout.max_new_tokens=3",
+                                         "algo.overlong_buffer=2", "algo.overlong_penalty=0.5", "algo.beta=0"])
+    shaped = shape_rewards(soft, scored, None, None)
+    lengths = scored.batch.completion_lengths
+    expected = scored.rewards + 0.5 * soft_overlong_penalty(lengths, 3, 2)
+    torch.testing.assert_close(shaped.rewards, expected)
+    assert (shaped.rewards[truncated] == scored.rewards[truncated] - 0.5).all()  # full length: R_len = -1
+
+
+def test_dynamic_sampling_fills_the_batch_with_informative_groups(tiny_model_dir: Path):
+    only_sevens = lambda completions, answer, **_: [float(text.count("7")) if a == "7" else 0.0
+                                                    for text, a in zip(completions, answer)]
+    ctx = make_context(tiny_model_dir, ["algo.dynamic_sampling=true", "algo.max_draws=6",
+                                        "rollout.max_new_tokens=12"], reward_fn=only_sevens)
+    calls = []
+    ctx.more_prompts = lambda: calls.append(1) or [Example("1+2*3=", "7")] * 3
+    scored, stats = draw_informative(ctx, [Example("2*3=", "6")] * 3)  # constant 0 reward: no signal
+    G = 4
+    grouped = scored.rewards.view(-1, G)
+    assert scored.batch.num_completions == int(stats["informative_groups"]) * G
+    assert (grouped.amax(1) > grouped.amin(1)).all()  # every kept group carries signal
+    assert int(stats["sampling_draws"]) == len(calls) + 1 and int(stats["informative_groups"]) >= 1
+    assert scored.advantages.abs().sum() > 0
+
+
+def test_dynamic_sampling_stops_at_max_draws(tiny_model_dir: Path):
+    ctx = make_context(tiny_model_dir, ["algo.dynamic_sampling=true", "algo.max_draws=3"],
+                       reward_fn=lambda completions, **_: [1.0] * len(completions))
+    calls = []
+    ctx.more_prompts = lambda: calls.append(1) or PROMPTS
+    scored, stats = draw_informative(ctx, PROMPTS)
+    assert (int(stats["sampling_draws"]), int(stats["informative_groups"]), len(calls)) == (3, 0, 2)
+    assert scored.batch.num_completions == len(PROMPTS) * 4 and float(scored.advantages.abs().sum()) == 0
+
+
+def test_reference_refresh_copies_the_policy_every_n_steps():
+    policy, reference = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+
+    def step(examples: list) -> tuple[dict, list]:
+        with torch.no_grad():
+            policy.weight.add_(1.0)
+        return {}, []
+
+    refreshing = with_reference_refresh(step, policy, reference, every=2)
+    stats, _ = refreshing([])
+    assert float(stats["reference_refreshed"]) == 0 and not torch.equal(reference.weight, policy.weight)
+    stats, _ = refreshing([])
+    assert float(stats["reference_refreshed"]) == 1 and torch.equal(reference.weight, policy.weight)
+    assert with_reference_refresh(step, policy, None, every=2) is step
