@@ -93,6 +93,8 @@ def test_consecutive_skips_roll_back_to_the_last_good_checkpoint_and_stop(tiny_m
 
 def faulty_reward(completions, **_):
     """Step 1: NaN for two samples; step 2 raises; step 3 hangs; step 4 returns garbage."""
+    if len(completions) != 16:  # held-out evaluation (4 prompts) also scores with the run's reward
+        return ones_share(completions)
     faulty_reward.calls += 1
     if faulty_reward.calls == 2:
         raise KeyError("answer")

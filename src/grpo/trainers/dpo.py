@@ -190,7 +190,7 @@ def dpo_update(ctx: GRPOContext, pairs: Pairs) -> Stats:
 
 
 def build_dpo(
-    config: RunConfig, models: Models, reward_fn: RewardFn, stream: PromptStream, guard: RewardGuard
+    config: RunConfig, models: Models, reward_fn: RewardFn, stream: PromptStream, guard: RewardGuard | None = None
 ) -> MethodRun:
     """DPO against the frozen reference, with pairs from `dpo.source`."""
     ctx = grpo_context(config, models, reward_fn, stream, guard)

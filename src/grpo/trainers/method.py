@@ -81,7 +81,7 @@ def grpo_context(
 
 
 def build_grpo(
-    config: RunConfig, models: Models, reward_fn: RewardFn, stream: PromptStream, guard: RewardGuard
+    config: RunConfig, models: Models, reward_fn: RewardFn, stream: PromptStream, guard: RewardGuard | None = None
 ) -> MethodRun:
     """GRPO (and every variant chosen by `algo.*` keys)."""
     ctx = grpo_context(config, models, reward_fn, stream, guard)

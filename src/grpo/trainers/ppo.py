@@ -168,7 +168,7 @@ def ppo_step(ctx: PPOContext, examples: list[Example]) -> tuple[Stats, torch.Ten
 
 
 def build_ppo(
-    config: RunConfig, models: Models, reward_fn: RewardFn, stream: PromptStream, guard: RewardGuard
+    config: RunConfig, models: Models, reward_fn: RewardFn, stream: PromptStream, guard: RewardGuard | None = None
 ) -> MethodRun:
     """PPO with the critic chosen by `ppo.critic`; one AdamW updates the policy and the critic."""
     core = grpo_context(config, models, reward_fn, stream, guard)
