@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
 @dataclass(frozen=True)
 class Example:
-    """One prompt and the reference answer its reward is checked against."""
+    """One prompt, the reference answer its reward is checked against, and any other dataset columns
+    (e.g. Countdown's `nums` and `target`) that reward functions receive as keyword arguments."""
 
     prompt: str
     answer: str
+    columns: Mapping[str, object] = field(default_factory=dict)
 
 
 class Task(Protocol):

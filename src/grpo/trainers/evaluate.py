@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from grpo.rewards.api import final_answer
+from grpo.rewards.api import exact_answer
 from grpo.rollout import SamplingParams, generate
 from grpo.tasks.api import Example
 
@@ -26,8 +27,10 @@ def greedy_accuracy(
     examples: list[Example],
     max_new_tokens: int,
     batch_size: int = 256,
+    check: Callable[..., list[float | None]] = exact_answer,
 ) -> EvalResult:
-    """Greedy-decode every prompt and compare the final answer with the reference exactly."""
+    """Greedy-decode every prompt; a completion is correct when `check` (a reward function, by default
+    the exact final answer) gives it 1.0, with the example's answer and columns as keywords."""
     params = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens)
     records: list[dict[str, object]] = []
     for start in range(0, len(examples), batch_size):
@@ -42,8 +45,11 @@ def greedy_accuracy(
             pad_token_id=tokenizer.pad_token_id,
         )
         texts = tokenizer.batch_decode(batch.completion_ids, skip_special_tokens=True)
-        for example, text in zip(chunk, texts):
-            correct = final_answer(text) == example.answer
+        columns = {"answer": [e.answer for e in chunk]}
+        columns.update({name: [e.columns.get(name) for e in chunk] for e in chunk for name in e.columns})
+        scores = check(texts, **columns)
+        for example, text, value in zip(chunk, texts, scores):
+            correct = value is not None and value >= 1.0
             records.append({"prompt": example.prompt, "completion": text, "answer": example.answer, "correct": correct})
     accuracy = sum(bool(r["correct"]) for r in records) / max(len(records), 1)
     return EvalResult(accuracy=accuracy, records=records)

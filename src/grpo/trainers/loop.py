@@ -16,10 +16,12 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from grpo import dist
 from grpo.config import RunConfig
+from grpo.models.load import exportable, has_adapter
 from grpo.run.checkpoint import save_model_atomic
 from grpo.run.metrics import JsonlRecords, MetricSink
 from grpo.run.progress import ProgressBar
-from grpo.run.run_dir import FINAL_CHECKPOINT
+from grpo.run.report import write_report
+from grpo.run.run_dir import ADAPTER_CHECKPOINT, FINAL_CHECKPOINT
 from grpo.tasks.api import Example
 from grpo.trainers.evaluate import greedy_accuracy
 
@@ -62,9 +64,14 @@ def run_loop(
     tokenizer: PreTrainedTokenizerBase,
     test_examples: list[Example],
     services: LoopServices,
+    evaluate: Callable[[], float] | None = None,
 ) -> TrainResult:
-    """Run `config.optim.steps` steps with evaluation at the start, every `eval_every` and the end."""
-    evaluate = lambda: greedy_accuracy(policy, tokenizer, test_examples, config.rollout.max_new_tokens).accuracy
+    """Run `config.optim.steps` steps with evaluation at the start, every `eval_every` and the end.
+
+    `evaluate` returns held-out accuracy; by default, greedy exact-answer accuracy on `test_examples`.
+    """
+    if evaluate is None:
+        evaluate = lambda: greedy_accuracy(policy, tokenizer, test_examples, config.rollout.max_new_tokens).accuracy
     base = evaluate()
     services.sink.log(0, {"eval_accuracy": base})
     services.progress.update(0, {"eval_accuracy": base})
@@ -80,9 +87,21 @@ def run_loop(
         services.progress.update(step, values)
         if services.samples is not None and (step % config.log.samples_every == 0 or step == 1):
             services.samples.write([{"step": step, **sample} for sample in samples])
+            services.sink.log_samples(step, samples)
     train_seconds = time.perf_counter() - started
     services.progress.close()
+    services.sink.close()
     checkpoint = None
     if services.run_dir is not None:
-        checkpoint = save_model_atomic(policy, tokenizer, services.run_dir / FINAL_CHECKPOINT)
+        checkpoint = save_final(policy, tokenizer, services.run_dir)
+        if config.log.report:
+            write_report(services.run_dir)
     return TrainResult(base, accuracy, steps, train_seconds, checkpoint)
+
+
+def save_final(policy: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, run_dir: Path) -> Path:
+    """The final model as plain transformers weights (LoRA merged in); with LoRA, also the adapter alone."""
+    checkpoint = save_model_atomic(exportable(policy), tokenizer, run_dir / FINAL_CHECKPOINT)
+    if has_adapter(policy):
+        save_model_atomic(policy, tokenizer, run_dir / ADAPTER_CHECKPOINT)
+    return checkpoint
