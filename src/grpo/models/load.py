@@ -69,12 +69,17 @@ def load_policy(
     """
     model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype])
     if gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        # transformers 5.x renamed gradient_checkpointing_enable (deprecated, to go in v6); the old name
+        # is the fallback for the 4.x releases pyproject still allows and can go when the floor is >= 5.
+        if hasattr(model, "activation_checkpointing_enable"):
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
     return model.to(device).train()
 
 
-def add_lora(model: PreTrainedModel, settings: LoraSettings) -> torch.nn.Module:
+def add_lora(model: PreTrainedModel, settings: LoraSettings, gradient_checkpointing: bool = False) -> torch.nn.Module:
     """Wrap `model` with fresh LoRA adapters (peft); only adapter weights require gradients.
 
     The adapter starts as a zero update (B = 0), so the wrapped policy equals the base at step 0.
@@ -88,7 +93,7 @@ def add_lora(model: PreTrainedModel, settings: LoraSettings) -> torch.nn.Module:
         peft_model = get_peft_model(model, config)
     except ValueError as error:
         raise UserError(f"model.lora.target_modules: {str(error).splitlines()[0]}") from None
-    if getattr(model, "is_gradient_checkpointing", False):
+    if gradient_checkpointing:
         peft_model.enable_input_require_grads()  # checkpointed blocks need an input that requires grad
     return peft_model.train()
 

@@ -81,8 +81,17 @@ def answers_match(completion: str, reference: str) -> bool:
     gold = _parse_reference(str(reference).strip())
     if not gold:
         return False
-    predicted = parse(answer_span(completion), parsing_timeout=_timeout())
-    return bool(predicted) and verify(gold, predicted, timeout_seconds=_timeout())
+    span = answer_span(completion)
+    candidates = [span]
+    if ANSWER_TAG.search(completion) and "$" not in span and "\\boxed" not in span:
+        # a tagged answer is one expression: read it whole in math mode first ("x^2 + 2x + 1", not its
+        # last number), then as free text
+        candidates.insert(0, f"${span.strip()}$")
+    for text in candidates:
+        predicted = parse(text, parsing_timeout=_timeout())
+        if predicted:
+            return verify(gold, predicted, timeout_seconds=_timeout())
+    return False
 
 
 def math_answer(completions: list[str], answer: Sequence[object], **_: Sequence[object]) -> list[float | None]:

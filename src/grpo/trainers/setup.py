@@ -91,7 +91,8 @@ def build_models(config: RunConfig) -> Models:
         raise UserError(f"rollout.max_new_tokens ({config.rollout.max_new_tokens}) must be below the model's "
                         f"max_position_embeddings ({limit})")
     if model.lora is not None:
-        return Models(add_lora(policy, model.lora), None, tokenizer, device, config.algo.beta > 0, autocast)
+        peft_policy = add_lora(policy, model.lora, model.gradient_checkpointing)
+        return Models(peft_policy, None, tokenizer, device, config.algo.beta > 0, autocast)
     reference = frozen_copy(policy) if config.algo.beta > 0 else None
     return Models(policy, reference, tokenizer, device, False, autocast)
 
