@@ -15,6 +15,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SHRINK = ["rollout.group_size=2", "rollout.prompts_per_step=2", "rollout.max_new_tokens=8", "optim.steps=1",
           "task.test_size=2", "log.progress=false", "log.eval_every=0"]
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def test_examples_exist_and_validate():
     names = sorted(path.name for path in EXAMPLES.glob("*.yaml"))
@@ -26,8 +28,9 @@ def test_examples_exist_and_validate():
 
 @pytest.mark.slow
 def test_gsm8k_example_runs_with_local_stand_ins(tmp_path, tiny_qwen2_dir, gsm8k_jsonl):
-    code = main(["train", "--config", str(EXAMPLES / "gsm8k-qwen2.5-0.5b-instruct.yaml"), f"model.path={tiny_qwen2_dir}",
-                 f"task.train_path={gsm8k_jsonl}", f"task.test_path={gsm8k_jsonl}", *SHRINK,
+    code = main(["train", "--config", str(EXAMPLES / "gsm8k-qwen2.5-0.5b-instruct.yaml"),
+                 f"model.path={tiny_qwen2_dir}", f"task.train_path={gsm8k_jsonl}", f"task.test_path={gsm8k_jsonl}",
+                 *SHRINK,
                  f"log.output_dir={tmp_path}", "log.run_name=gsm8k"])
     assert code == 0
     sample = json.loads((tmp_path / "gsm8k" / "samples.jsonl").read_text().splitlines()[0])

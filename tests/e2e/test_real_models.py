@@ -20,6 +20,8 @@ def digits(completions, **columns):
     return [sum(c.isdigit() for c in text) / max(len(text), 1) for text in completions]
 '''
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def run_train(tmp_path: Path, model_dir: Path, data: Path, name: str, extra: list[str]) -> Path:
     code = main(["train", f"model.path={model_dir}", "task.name=gsm8k", f"task.train_path={data}", "task.test_size=8",

@@ -12,6 +12,8 @@ from grpo.errors import UserError
 from grpo.models.load import add_lora, autocast_dtype, exportable, has_adapter, load_policy
 from grpo.models.logprobs import completion_logprobs
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def logprobs(model, ids):
     mask = torch.ones_like(ids, dtype=torch.bool)

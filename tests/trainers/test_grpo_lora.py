@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from grpo.config import load_config
@@ -20,6 +21,8 @@ from grpo.trainers.grpo import (
     score_rollouts,
 )
 from grpo.trainers.optim import build_optimizer
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def lengths(completions, **_):

@@ -63,8 +63,9 @@ def plot_png(title: str, rows: list[dict], keys: tuple[str, ...]) -> str | None:
     if not lines:
         return None
     figure, axes = plt.subplots(figsize=(5.4, 3.2), dpi=100)
-    for key, steps, values in lines:
-        axes.plot(steps, values, marker="o" if len(steps) < 30 else None, markersize=3, label=key)
+    for index, (key, steps, values) in enumerate(lines):
+        style = {"color": "black", "linewidth": 2.0, "zorder": 3} if index == 0 and len(lines) > 1 else {}
+        axes.plot(steps, values, marker="o" if len(steps) < 30 else None, markersize=3, label=key, **style)
     axes.set_title(title)
     axes.set_xlabel("step")
     axes.grid(alpha=0.3)
@@ -78,9 +79,9 @@ def plot_png(title: str, rows: list[dict], keys: tuple[str, ...]) -> str | None:
 
 
 def reward_keys(rows: list[dict]) -> tuple[str, ...]:
-    """reward_mean plus every per-function reward/<name> the run logged."""
+    """reward_mean plus each per-function reward/<name> when the run had several (one would overlap it)."""
     named = sorted({key for row in rows for key in row if key.startswith("reward/")})
-    return ("reward_mean", *named)
+    return ("reward_mean", *named) if len(named) > 1 else ("reward_mean",)
 
 
 def summary(rows: list[dict]) -> list[tuple[str, str]]:
@@ -100,11 +101,16 @@ def summary(rows: list[dict]) -> list[tuple[str, str]]:
 
 
 def extremes(samples: list[dict], count: int = SHOWN_SAMPLES) -> tuple[list[dict], list[dict]]:
-    """The `count` highest- and lowest-reward sample completions (later steps first among ties)."""
+    """The `count` highest- and lowest-reward distinct completions (later steps first among ties).
+
+    A policy that has converged samples the same completion many times; each is shown once.
+    """
     scored = [s for s in samples if isinstance(s.get("reward"), (int, float))]
     ordered = sorted(scored, key=lambda s: (s["reward"], s.get("step", 0)))
-    best = list(reversed(ordered[-count:]))
-    worst = [s for s in ordered[:count] if s not in best]
+    distinct = list({(s.get("prompt"), s.get("completion")): s for s in ordered}.values())
+    distinct.sort(key=lambda s: (s["reward"], s.get("step", 0)))
+    best = list(reversed(distinct[-count:]))
+    worst = [s for s in distinct[:count] if s not in best]
     return best, worst
 
 
