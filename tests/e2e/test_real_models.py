@@ -80,7 +80,7 @@ def test_qwen2_lora_r1_gsm8k_run_and_checkpoints_reload(tmp_path, monkeypatch, t
 
 
 @pytest.mark.slow
-def test_llama_full_finetune_r1_gsm8k_run_and_checkpoint_reloads(tmp_path, monkeypatch, tiny_llama_bpe_dir,
+def test_llama_full_finetune_r1_gsm8k_run_and_checkpoint_reloads(tmp_path, monkeypatch, capsys, tiny_llama_bpe_dir,
                                                                  gsm8k_jsonl):
     (tmp_path / "my_rewards.py").write_text(REWARD_MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -93,3 +93,7 @@ def test_llama_full_finetune_r1_gsm8k_run_and_checkpoint_reloads(tmp_path, monke
     assert not torch.allclose(final_logits, base_logits, atol=1e-4), "full fine-tuning must change the weights"
     config = json.loads((run_dir / "final" / "config.json").read_text())
     assert config["model_type"] == "llama"
+    code = main(["eval", str(run_dir / "final"), "task.name=gsm8k", f"task.train_path={gsm8k_jsonl}",
+                 "task.test_size=4", "rollout.max_new_tokens=4"])
+    assert code == 0
+    assert "greedy accuracy on 4 held-out prompts: 0.000" in capsys.readouterr().out
