@@ -18,6 +18,16 @@ class Example:
     columns: Mapping[str, object] = field(default_factory=dict)
 
 
+def reward_columns(examples: list[Example], repeat: int = 1) -> dict[str, list[object]]:
+    """The keyword columns reward functions receive: `answer` and every extra column, each example's
+    values repeated `repeat` times (G times for a prompt-major batch of G completions per prompt)."""
+    names = dict.fromkeys(name for example in examples for name in example.columns)
+    columns: dict[str, list[object]] = {"answer": [e.answer for e in examples for _ in range(repeat)]}
+    for name in names:
+        columns[name] = [e.columns.get(name) for e in examples for _ in range(repeat)]
+    return columns
+
+
 class Task(Protocol):
     """A source of examples. `sample` draws a training example; `test_examples` is the eval set."""
 

@@ -10,7 +10,7 @@ from transformers import PreTrainedTokenizerBase
 
 from grpo.rewards.api import exact_answer
 from grpo.rollout import SamplingParams, generate
-from grpo.tasks.api import Example
+from grpo.tasks.api import Example, reward_columns
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,7 @@ def greedy_accuracy(
             pad_token_id=tokenizer.pad_token_id,
         )
         texts = tokenizer.batch_decode(batch.completion_ids, skip_special_tokens=True)
-        columns = {"answer": [e.answer for e in chunk]}
-        columns.update({name: [e.columns.get(name) for e in chunk] for e in chunk for name in e.columns})
-        scores = check(texts, **columns)
+        scores = check(texts, **reward_columns(chunk))
         for example, text, value in zip(chunk, texts, scores):
             correct = value is not None and value >= 1.0
             records.append({"prompt": example.prompt, "completion": text, "answer": example.answer, "correct": correct})

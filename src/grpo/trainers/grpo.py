@@ -34,7 +34,7 @@ from grpo.models.logprobs import completion_logprobs
 from grpo.rewards import exact_answer
 from grpo.rewards.combine import WeightedReward, score_weighted, single
 from grpo.rollout import RolloutBatch, SamplingParams, generate
-from grpo.tasks.api import Example
+from grpo.tasks.api import Example, reward_columns
 from grpo.trainers.optim import OptimState, apply_update
 
 Stats = dict[str, torch.Tensor]
@@ -104,15 +104,6 @@ def score_rollouts(ctx: GRPOContext, batch: RolloutBatch, examples: list[Example
     device = batch.completion_ids.device
     return Scored(batch, texts, rewards.to(device), valid.to(device), advantages.to(device),
                   scored.components, scored.component_valid)
-
-
-def reward_columns(examples: list[Example], group_size: int) -> dict[str, list[object]]:
-    """The keyword columns reward functions receive: `answer` and every extra column, G times each."""
-    names = dict.fromkeys(name for example in examples for name in example.columns)
-    columns: dict[str, list[object]] = {"answer": [e.answer for e in examples for _ in range(group_size)]}
-    for name in names:
-        columns[name] = [e.columns.get(name) for e in examples for _ in range(group_size)]
-    return columns
 
 
 def _micro_batches(n: int, size: int) -> Iterator[slice]:
