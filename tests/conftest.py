@@ -23,3 +23,70 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model = build_tiny_llama(tokenizer, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, seed=0)
     save_model_dir(model, tokenizer, path)
     return path
+
+
+GSM8K_ROWS = 40
+
+
+def gsm8k_rows(count: int = GSM8K_ROWS, seed: int = 0) -> list[dict[str, str]]:
+    """GSM8K-format rows (question, worked answer ending in "#### N") a human can check."""
+    import random
+
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(count):
+        a, b = rng.randint(2, 30), rng.randint(2, 30)
+        rows.append({"question": f"Tom has {a} apples and buys {b} more. How many apples does he have?",
+                     "answer": f"Tom has {a} + {b} = {a + b} apples.\n#### {a + b}"})
+    return rows
+
+
+@pytest.fixture(scope="session")
+def gsm8k_jsonl(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import json
+
+    path = tmp_path_factory.mktemp("data") / "gsm8k.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in gsm8k_rows()))
+    return path
+
+
+@pytest.fixture(scope="session")
+def bpe_tokenizer():
+    """A byte-level BPE tokenizer trained here on R1-templated GSM8K-style text, with a chat template."""
+    from grpo.models.tiny import build_bpe_tokenizer
+    from grpo.rewards.format import R1_TEMPLATE
+
+    corpus = [R1_TEMPLATE.format(prompt=row["question"]) + row["answer"] + "</think> <answer>12</answer>"
+              for row in gsm8k_rows()]
+    return build_bpe_tokenizer(corpus, vocab_size=400)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2_dir(tmp_path_factory: pytest.TempPathFactory, bpe_tokenizer) -> Path:
+    """A random-weight tiny Qwen2 (hidden 32, 2 layers) with the BPE tokenizer, saved like a hub model."""
+    from grpo.models.tiny import build_tiny_qwen2
+
+    path = tmp_path_factory.mktemp("tiny-qwen2")
+    save_model_dir(build_tiny_qwen2(bpe_tokenizer), bpe_tokenizer, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_bpe_dir(tmp_path_factory: pytest.TempPathFactory, bpe_tokenizer) -> Path:
+    """A random-weight tiny Llama with the BPE tokenizer (long enough context for R1 prompts)."""
+    path = tmp_path_factory.mktemp("tiny-llama-bpe")
+    model = build_tiny_llama(bpe_tokenizer, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
+                             max_positions=512)
+    save_model_dir(model, bpe_tokenizer, path)
+    return path
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test's tiny-model work on one intra-op thread, then restore the setting. Models this small
+    are thousands of tiny ops, and on a busy 2-core machine each op's thread barrier waits for a
+    descheduled thread: measured 6 s on one thread vs 64 s on two for the Qwen2 LoRA run under load."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

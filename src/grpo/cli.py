@@ -1,4 +1,4 @@
-"""The `grpo` command: train, eval, sft and compare. User errors become one line on stderr and exit code 2."""
+"""The `grpo` command: train, eval, sft, compare and report. User errors become one line on stderr and exit code 2."""
 
 from __future__ import annotations
 
@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--output", type=Path, default=Path("runs/compare"), help="where the table and plot go")
     compare.add_argument("--methods", default="grpo,ppo,dpo", help="comma-separated methods to run")
     compare.add_argument("overrides", nargs="*", help="key=value overrides applied to every method alike")
+    report = commands.add_parser("report", help="write RUN_DIR/report.html: plots and best/worst completions")
+    report.add_argument("run_dir", type=Path, help="a run directory (holds metrics.jsonl)")
     return parser
 
 
@@ -82,20 +84,25 @@ def _train(args: argparse.Namespace) -> int:
     )
     if result.checkpoint is not None:
         dist.print0(f"final checkpoint: {result.checkpoint}")
+        report = result.checkpoint.parent / "report.html"
+        if report.is_file():
+            dist.print0(f"report: {report}  (TensorBoard: tensorboard --logdir {result.checkpoint.parent})")
     return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
     from grpo.config import load_config
     from grpo.models.load import load_policy, load_tokenizer, resolve_device, resolve_model_path
+    from grpo.tasks.registry import build_task_setup
     from grpo.trainers.evaluate import greedy_accuracy
-    from grpo.trainers.setup import build_task
 
     config = load_config(args.config, [*args.overrides, f"model.path={args.model}"])
     path = resolve_model_path(config.model.path)
+    tokenizer = load_tokenizer(path)
+    setup = build_task_setup(config.task, tokenizer)
     model = load_policy(path, config.model.dtype, resolve_device(config.model.device))
-    examples = build_task(config.task).test_examples()
-    result = greedy_accuracy(model, load_tokenizer(path), examples, config.rollout.max_new_tokens)
+    examples = setup.task.test_examples()
+    result = greedy_accuracy(model, tokenizer, examples, config.rollout.max_new_tokens, check=setup.check)
     print(f"greedy accuracy on {len(examples)} held-out prompts: {result.accuracy:.3f}")
     return 0
 
@@ -113,10 +120,17 @@ def _sft(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from grpo.run.report import write_report
+
+    print(f"report written to {write_report(args.run_dir)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `grpo` console script."""
     args = _parser().parse_args(argv)
-    handlers = {"train": _train, "eval": _eval, "sft": _sft, "compare": _compare}
+    handlers = {"train": _train, "eval": _eval, "sft": _sft, "compare": _compare, "report": _report}
     try:
         return handlers[args.command](args)
     except UserError as error:

@@ -9,6 +9,7 @@ import torch
 
 from grpo.config import load_config
 from grpo.models.load import frozen_copy, load_policy, load_tokenizer
+from grpo.rewards.combine import single
 from grpo.tasks.api import Example
 from grpo.trainers.grpo import (
     GRPOContext,
@@ -42,7 +43,7 @@ def make_context(model_dir: Path, overrides: list[str], reward_fn=sevens) -> GRP
         optim=build_optimizer(policy.parameters(), config.optim),
         config=config,
         generator=torch.Generator().manual_seed(0),
-        reward_fn=reward_fn,
+        rewards=single(reward_fn),
     )
 
 

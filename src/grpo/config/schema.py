@@ -38,16 +38,35 @@ def _registered(table: Registry, value: str) -> str:
     return value
 
 
+class LoraSettings(Section):
+    """LoRA adapters through peft: only the adapter trains; the reference is the base, adapter off."""
+
+    r: int = Field(16, ge=1, description="Rank of the low-rank update.")
+    alpha: float = Field(32.0, gt=0, description="Scale numerator: the update is (alpha / r) * B A.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the adapter input (0 keeps log-probs exact).")
+    target_modules: str | tuple[str, ...] = Field(
+        "all-linear", description="Module names to adapt, or all-linear (every linear layer but the head)."
+    )
+
+
 class ModelConfig(Section):
     path: str = Field(BUILTIN_MODEL, description="Hugging Face model directory, or builtin:arith-warmstart.")
     dtype: Literal["float32", "bfloat16", "float16"] = Field(
         "float32", description="Parameter dtype; keep float32 on CPUs (bf16 matmuls are far slower there)."
     )
     device: str = Field("auto", description="auto (cuda when available, else cpu), cpu, cuda or cuda:N.")
+    autocast: Literal["auto", "off", "bfloat16", "float16"] = Field(
+        "auto", description="Mixed precision for forward passes: auto is bf16 on CUDA devices that support it, "
+        "off on CPU; float16 is for GPUs without bf16 (no loss scaling: prefer bfloat16)."
+    )
+    gradient_checkpointing: bool = Field(False, description="Recompute activations in backward to save memory.")
+    lora: LoraSettings | None = Field(None, description="Train LoRA adapters instead of every weight (peft).")
 
 
 class TaskConfig(Section):
-    name: Literal["arithmetic"] = Field("arithmetic", description="Which task supplies prompts and answers.")
+    name: Literal["arithmetic", "gsm8k", "math", "countdown", "files"] = Field(
+        "arithmetic", description="Which task supplies prompts and answers (files: your own dataset)."
+    )
     min_ops: int = Field(2, ge=1, le=6, description="Fewest operators in an arithmetic expression.")
     max_ops: int = Field(3, ge=1, le=6, description="Most operators in an arithmetic expression.")
     max_operand: int = Field(9, ge=1, le=9, description="Largest operand (single digits).")
@@ -55,13 +74,59 @@ class TaskConfig(Section):
     precedence_only: bool = Field(
         True, description="Keep only expressions whose left-to-right reading gives a wrong answer."
     )
-    test_size: int = Field(200, ge=1, description="Held-out expressions used for evaluation.")
+    test_size: int = Field(200, ge=1, description="Held-out examples used for evaluation.")
+    train_path: str | None = Field(
+        None, description="Dataset file (.jsonl, .json, .parquet, .csv) or saved dataset directory."
+    )
+    test_path: str | None = Field(None, description="Held-out dataset; default: test_size rows held out of train.")
+    split: str = Field("train", description="Split to read from a saved DatasetDict directory.")
+    columns: dict[str, str] = Field(
+        {}, description="Role -> dataset column: prompt, answer, and any other name passed to rewards."
+    )
+    answer_format: Literal["raw", "gsm8k", "boxed"] | None = Field(
+        None, description="How the reference answer is written: raw, gsm8k (#### 42), boxed (MATH); "
+        "default follows the task."
+    )
+    template: Literal["plain", "r1"] | None = Field(
+        None, description="Prompt template: plain, or r1 (DeepSeek-R1-Zero <think>/<answer>); default follows "
+        "the task."
+    )
+    chat: bool = Field(False, description="Wrap the prompt in the tokenizer's chat template.")
+    system_prompt: str | None = Field(None, description="System message when chat is on (r1: the R1 preamble).")
+    countdown_numbers: tuple[int, int] = Field((3, 4), description="Countdown: fewest and most numbers given.")
+    countdown_max_number: int = Field(50, ge=2, description="Countdown: largest generated number.")
 
     @model_validator(mode="after")
     def _ops_ordered(self) -> TaskConfig:
         if self.min_ops > self.max_ops:
             raise ValueError(f"task.min_ops ({self.min_ops}) must be <= task.max_ops ({self.max_ops})")
+        if self.name in ("gsm8k", "math", "files") and self.train_path is None:
+            raise ValueError(f"task.train_path: task {self.name!r} reads a dataset; set task.train_path=FILE")
+        low, high = self.countdown_numbers
+        if not 2 <= low <= high <= 6:
+            raise ValueError(f"task.countdown_numbers ({low}, {high}) must satisfy 2 <= fewest <= most <= 6")
         return self
+
+
+class RewardSpec(Section):
+    """One reward function of the run and its weight in the total reward."""
+
+    function: str = Field(
+        description="A built-in name (exact_answer, math_answer, r1_format, countdown) or module.path:function."
+    )
+    weight: float = Field(1.0, description="Multiplier in the weighted sum that forms the reward.")
+    name: str | None = Field(None, description="Name in the metrics (reward/<name>); default: the function's.")
+
+    @field_validator("function")
+    @classmethod
+    def _importable_form(cls, value: str) -> str:
+        if ":" in value:
+            module, _, attribute = value.partition(":")
+            if not module or not attribute.isidentifier():
+                raise ValueError(f"rewards.function {value!r} must look like package.module:function")
+        elif not value.isidentifier():
+            raise ValueError(f"rewards.function {value!r} is neither a built-in name nor package.module:function")
+        return value
 
 
 class RolloutConfig(Section):
@@ -177,6 +242,11 @@ class LogConfig(Section):
     eval_every: int = Field(10, ge=0, description="Greedy held-out evaluation every N steps (0: start/end only).")
     samples_every: int = Field(25, ge=1, description="Write sample completions every N steps.")
     progress: bool = Field(True, description="Show the live progress bar.")
+    tensorboard: bool = Field(True, description="Write TensorBoard event files into the run directory.")
+    wandb: bool = Field(False, description="Log to Weights & Biases (pip install wandb).")
+    wandb_project: str = Field("grpo", description="W&B project name.")
+    wandb_mode: Literal["online", "offline"] = Field("online", description="W&B mode; offline syncs later.")
+    report: bool = Field(True, description="Write the self-contained HTML report at the end of the run.")
 
 
 class CheckpointConfig(Section):
@@ -216,6 +286,9 @@ class RunConfig(Section):
     seed: int = Field(0, description="Seeds prompts, sampling and initialisation.")
     model: ModelConfig = ModelConfig()
     task: TaskConfig = TaskConfig()
+    rewards: tuple[RewardSpec, ...] = Field(
+        (), description="Weighted reward functions; empty: the task's defaults (e.g. answer + R1 format)."
+    )
     rollout: RolloutConfig = RolloutConfig()
     algo: AlgoConfig = AlgoConfig()
     ppo: PPOConfig = PPOConfig()

@@ -9,9 +9,11 @@ from typing import Protocol
 
 
 class MetricSink(Protocol):
-    """Receives one mapping of numbers per step."""
+    """Receives one mapping of numbers per step, and now and then a table of sample completions."""
 
     def log(self, step: int, values: dict[str, float]) -> None: ...
+
+    def log_samples(self, step: int, records: list[dict[str, object]]) -> None: ...
 
     def close(self) -> None: ...
 
@@ -20,6 +22,9 @@ class NullSink:
     """Accepts everything, writes nothing (non-main ranks, tests)."""
 
     def log(self, step: int, values: dict[str, float]) -> None:
+        return None
+
+    def log_samples(self, step: int, records: list[dict[str, object]]) -> None:
         return None
 
     def close(self) -> None:
@@ -41,6 +46,9 @@ class JsonlSink:
         row = {"step": step, **{key: _clean(float(value)) for key, value in values.items()}}
         self._file.write(json.dumps(row) + "\n")
         self._file.flush()
+
+    def log_samples(self, step: int, records: list[dict[str, object]]) -> None:
+        return None  # samples go to samples.jsonl through JsonlRecords
 
     def close(self) -> None:
         self._file.close()

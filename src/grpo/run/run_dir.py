@@ -12,6 +12,7 @@ CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 SAMPLES_FILE = "samples.jsonl"
 FINAL_CHECKPOINT = "final"
+ADAPTER_CHECKPOINT = "adapter"  # LoRA runs: the adapter alone, beside the merged final model
 
 
 def create_run_dir(config: RunConfig) -> Path:

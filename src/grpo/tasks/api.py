@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
 @dataclass(frozen=True)
 class Example:
-    """One prompt and the reference answer its reward is checked against."""
+    """One prompt, the reference answer its reward is checked against, and any other dataset columns
+    (e.g. Countdown's `nums` and `target`) that reward functions receive as keyword arguments."""
 
     prompt: str
     answer: str
+    columns: Mapping[str, object] = field(default_factory=dict)
+
+
+def reward_columns(examples: list[Example], repeat: int = 1) -> dict[str, list[object]]:
+    """The keyword columns reward functions receive: `answer` and every extra column, each example's
+    values repeated `repeat` times (G times for a prompt-major batch of G completions per prompt)."""
+    names = dict.fromkeys(name for example in examples for name in example.columns)
+    columns: dict[str, list[object]] = {"answer": [e.answer for e in examples for _ in range(repeat)]}
+    for name in names:
+        columns[name] = [e.columns.get(name) for e in examples for _ in range(repeat)]
+    return columns
 
 
 class Task(Protocol):

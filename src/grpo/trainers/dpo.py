@@ -40,7 +40,7 @@ from grpo.trainers.grpo import (
     sample_rollouts,
     score_rollouts,
 )
-from grpo.trainers.method import MethodRun, RewardFn, count_models, grpo_context
+from grpo.trainers.method import MethodRun, Rewards, count_models, grpo_context
 from grpo.trainers.optim import apply_update
 from grpo.trainers.setup import Models
 
@@ -190,10 +190,10 @@ def dpo_update(ctx: GRPOContext, pairs: Pairs) -> Stats:
 
 
 def build_dpo(
-    config: RunConfig, models: Models, reward_fn: RewardFn, stream: PromptStream, guard: RewardGuard | None = None
+    config: RunConfig, models: Models, rewards: Rewards, stream: PromptStream, guard: RewardGuard | None = None
 ) -> MethodRun:
     """DPO against the frozen reference, with pairs from `dpo.source`."""
-    ctx = grpo_context(config, models, reward_fn, stream, guard)
+    ctx = grpo_context(config, models, rewards, stream, guard)
     sources = {
         "online": lambda: online_pairs(ctx),
         "offline": lambda: offline_pairs(ctx, Path(config.dpo.data or ""), config.seed),

@@ -10,7 +10,7 @@ from transformers import PreTrainedTokenizerBase
 
 from grpo.rewards.api import exact_answer
 from grpo.rollout import SamplingParams, generate
-from grpo.tasks.api import Example
+from grpo.tasks.api import Example, reward_columns
 
 
 @dataclass(frozen=True)
@@ -27,12 +27,10 @@ def greedy_accuracy(
     examples: list[Example],
     max_new_tokens: int,
     batch_size: int = 256,
-    reward_fn: Callable[..., list[float | None]] = exact_answer,
+    check: Callable[..., list[float | None]] = exact_answer,
 ) -> EvalResult:
-    """Greedy-decode every prompt; a completion is correct when `reward_fn` gives it full marks (>= 1).
-
-    With the default exact-answer reward that means the integer after the last "=" is exact.
-    """
+    """Greedy-decode every prompt; a completion is correct when `check` (a reward function, by default
+    the exact final answer) gives it 1.0, with the example's answer and columns as keywords."""
     params = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens)
     records: list[dict[str, object]] = []
     for start in range(0, len(examples), batch_size):
@@ -47,9 +45,9 @@ def greedy_accuracy(
             pad_token_id=tokenizer.pad_token_id,
         )
         texts = tokenizer.batch_decode(batch.completion_ids, skip_special_tokens=True)
-        scores = reward_fn(texts, answer=[example.answer for example in chunk])
-        for example, text, score in zip(chunk, texts, scores):
-            correct = score is not None and score >= 1.0
+        scores = check(texts, **reward_columns(chunk))
+        for example, text, value in zip(chunk, texts, scores):
+            correct = value is not None and value >= 1.0
             records.append({"prompt": example.prompt, "completion": text, "answer": example.answer, "correct": correct})
     accuracy = sum(bool(r["correct"]) for r in records) / max(len(records), 1)
     return EvalResult(accuracy=accuracy, records=records)

@@ -37,11 +37,12 @@ from grpo.algo import (
 )
 from grpo.config.schema import RunConfig
 from grpo.models.logprobs import completion_logprobs
-from grpo.rewards import exact_answer, score
+from grpo.rewards import exact_answer
+from grpo.rewards.combine import WeightedReward, score_weighted, single
 from grpo.rewards.guard import RewardGuard
 from grpo.rollout import RolloutBatch, SamplingParams, generate
 from grpo.rollout.types import concat_rollouts
-from grpo.tasks.api import Example
+from grpo.tasks.api import Example, reward_columns
 from grpo.trainers.optim import OptimState, apply_update
 
 Stats = dict[str, torch.Tensor]
@@ -52,11 +53,13 @@ class GRPOContext:
     """Everything a GRPO step touches: models, tokenizer, optimiser, config and the sampler's RNG.
 
     `train_model` is the module the loss is computed through (the DDP wrapper when several ranks
-    run); `policy` is the plain model used for generation. `reward_fn` follows the contract of
-    `grpo.rewards.api` and receives the task's `answer` column; `reward_guard` isolates its failures.
-    `check_logprobs` asks the next step to compare trainer and sampler log-probs (the first step only).
-    `more_prompts` supplies further prompts to dynamic sampling (without it, the step's own prompts
-    are sampled again).
+    run); `policy` is the plain model used for generation. Each of `rewards` follows the contract of
+    `grpo.rewards.api` and receives the task's `answer` column and the example's other columns.
+    With `adapter_reference` (LoRA), the reference policy is `policy` with its adapter disabled.
+    `autocast` makes the context every forward pass runs in (mixed precision, or nothing).
+    `reward_guard` isolates reward failures. `check_logprobs` asks the next step to compare trainer
+    and sampler log-probs (the first step only). `more_prompts` supplies further prompts to dynamic
+    sampling (without it, the step's own prompts are sampled again).
     """
 
     policy: PreTrainedModel
@@ -66,10 +69,12 @@ class GRPOContext:
     optim: OptimState
     config: RunConfig
     generator: torch.Generator
-    reward_fn: Callable[..., list[float | None]] = field(default=exact_answer)
+    rewards: list[WeightedReward] = field(default_factory=lambda: single(exact_answer))
     reward_guard: RewardGuard = field(default_factory=RewardGuard)
     check_logprobs: bool = True
     more_prompts: Callable[[], list[Example]] | None = None
+    adapter_reference: bool = False
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
 
 
 @dataclass(frozen=True)
@@ -78,9 +83,11 @@ class Scored:
 
     batch: RolloutBatch
     texts: list[str]  # N decoded completions
-    rewards: torch.Tensor  # (N,) float32
+    rewards: torch.Tensor  # (N,) float32, the weighted total
     valid: torch.Tensor  # (N,) bool
     advantages: torch.Tensor  # (N,) float32
+    components: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> (N,) each function's scores
+    component_valid: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> (N,) bool
 
 
 def sample_rollouts(ctx: GRPOContext, examples: list[Example]) -> RolloutBatch:
@@ -88,28 +95,29 @@ def sample_rollouts(ctx: GRPOContext, examples: list[Example]) -> RolloutBatch:
     rollout = ctx.config.rollout
     params = SamplingParams(rollout.temperature, rollout.top_k, rollout.top_p, rollout.max_new_tokens)
     prompts = [ctx.tokenizer(example.prompt)["input_ids"] for example in examples]
-    return generate(
-        ctx.policy,
-        prompts,
-        group_size=rollout.group_size,
-        params=params,
-        eos_token_id=ctx.tokenizer.eos_token_id,
-        pad_token_id=ctx.tokenizer.pad_token_id,
-        generator=ctx.generator,
-    )
+    with ctx.autocast():
+        return generate(
+            ctx.policy,
+            prompts,
+            group_size=rollout.group_size,
+            params=params,
+            eos_token_id=ctx.tokenizer.eos_token_id,
+            pad_token_id=ctx.tokenizer.pad_token_id,
+            generator=ctx.generator,
+        )
 
 
 def score_rollouts(ctx: GRPOContext, batch: RolloutBatch, examples: list[Example]) -> Scored:
-    """Phases 2 and 3: rule-based rewards, then group-relative advantages."""
+    """Phases 2 and 3: rule-based rewards (weighted sum of the run's functions), then advantages."""
     texts = ctx.tokenizer.batch_decode(batch.completion_ids, skip_special_tokens=True)
-    answers = [example.answer for example in examples for _ in range(batch.group_size)]
-    name = getattr(ctx.reward_fn, "__name__", "reward")
-    rewards, valid = score(ctx.reward_fn, name, texts, {"answer": answers}, ctx.reward_guard)
+    scored = score_weighted(ctx.rewards, texts, reward_columns(examples, batch.group_size), ctx.reward_guard)
+    rewards, valid = scored.total, scored.valid
     algo = ctx.config.algo
     inputs = AdvantageInputs(rewards, valid, batch.group_size, std=algo.std, eps=algo.advantage_eps)
     advantages = ADVANTAGE_ESTIMATORS.get(algo.advantage)(inputs)
     device = batch.completion_ids.device
-    return Scored(batch, texts, rewards.to(device), valid.to(device), advantages.to(device))
+    return Scored(batch, texts, rewards.to(device), valid.to(device), advantages.to(device),
+                  scored.components, scored.component_valid)
 
 
 def _micro_batches(n: int, size: int) -> Iterator[slice]:
@@ -133,14 +141,23 @@ def old_policy_logprobs(ctx: GRPOContext, batch: RolloutBatch) -> torch.Tensor |
     """Phase 4a: pi_old's log-probs, needed only when mu > 1 (with mu = 1, pi_old is pi_theta)."""
     if ctx.config.algo.mu == 1:
         return None
-    return policy_logprobs(ctx.policy, batch, ctx.config.rollout.temperature, ctx.config.optim.micro_batch_size)
+    with ctx.autocast():
+        return policy_logprobs(ctx.policy, batch, ctx.config.rollout.temperature, ctx.config.optim.micro_batch_size)
 
 
 def reference_logprobs(ctx: GRPOContext, batch: RolloutBatch) -> torch.Tensor | None:
-    """Phase 4b: the frozen reference policy's log-probs; skipped entirely when beta = 0."""
+    """Phase 4b: the frozen reference policy's log-probs; skipped entirely when beta = 0.
+
+    With LoRA the reference is the base model: the policy with its adapter switched off.
+    """
+    temperature, size = ctx.config.rollout.temperature, ctx.config.optim.micro_batch_size
+    if ctx.adapter_reference:
+        with ctx.autocast(), ctx.policy.disable_adapter():
+            return policy_logprobs(ctx.policy, batch, temperature, size)
     if ctx.reference is None:
         return None
-    return policy_logprobs(ctx.reference, batch, ctx.config.rollout.temperature, ctx.config.optim.micro_batch_size)
+    with ctx.autocast():
+        return policy_logprobs(ctx.reference, batch, temperature, size)
 
 
 def _micro_batch_loss(
@@ -151,10 +168,11 @@ def _micro_batch_loss(
     algo, batch = ctx.config.algo, scored.batch
     input_ids, attention_mask = batch.sequences()
     mask = batch.completion_mask[rows]  # (n, T)
-    logprobs, entropy = completion_logprobs(
-        ctx.train_model, input_ids[rows], attention_mask[rows], mask.shape[1], ctx.config.rollout.temperature,
-        entropy_grad=algo.entropy_coef > 0,
-    )
+    with ctx.autocast():
+        logprobs, entropy = completion_logprobs(
+            ctx.train_model, input_ids[rows], attention_mask[rows], mask.shape[1], ctx.config.rollout.temperature,
+            entropy_grad=algo.entropy_coef > 0,
+        )
     old_logprobs = logprobs.detach() if old is None else old[rows]  # ratio exactly 1 when mu == 1
     log_ratio = RATIO_LEVELS.get(algo.ratio_level)(logprobs, old_logprobs, mask)
     policy = POLICY_LOSSES.get(algo.policy_loss)(
@@ -280,6 +298,8 @@ def rollout_stats(scored: Scored) -> Stats:
         "completion_length": lengths.mean(),
         "truncated_fraction": batch.truncated.float().mean(),
         "invalid_rewards": (~scored.valid).float().mean(),
+        **{f"reward/{name}": masked_mean(values, scored.component_valid[name].to(values.device))
+           for name, values in scored.components.items()},
     }
 
 

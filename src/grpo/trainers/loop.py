@@ -22,11 +22,12 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from grpo import dist
 from grpo.config import RunConfig
-from grpo.rewards import exact_answer
+from grpo.models.load import exportable, has_adapter
 from grpo.run.checkpoint import save_model_atomic
 from grpo.run.metrics import JsonlRecords, MetricSink
 from grpo.run.progress import ProgressBar
-from grpo.run.run_dir import FINAL_CHECKPOINT
+from grpo.run.report import write_report
+from grpo.run.run_dir import ADAPTER_CHECKPOINT, FINAL_CHECKPOINT
 from grpo.tasks.api import Example
 from grpo.trainers.checks import Diverged, StepWatch
 from grpo.trainers.evaluate import greedy_accuracy
@@ -134,12 +135,15 @@ def run_loop(
     services: LoopServices,
     watch: StepWatch | None = None,
     resumed: dict[str, Any] | None = None,
-    reward_fn: Callable[..., list[float | None]] = exact_answer,
+    evaluate: Callable[[], float] | None = None,
 ) -> TrainResult:
     """Run steps up to `config.optim.steps`, from the start or after the step of `resumed` (a
-    checkpoint's loop state), with evaluation at the start, every `eval_every` and the end."""
-    max_new_tokens = config.rollout.max_new_tokens
-    evaluate = lambda: greedy_accuracy(policy, tokenizer, test_examples, max_new_tokens, reward_fn=reward_fn).accuracy
+    checkpoint's loop state), with evaluation at the start, every `eval_every` and the end.
+
+    `evaluate` returns held-out accuracy; by default, greedy exact-answer accuracy on `test_examples`.
+    """
+    if evaluate is None:
+        evaluate = lambda: greedy_accuracy(policy, tokenizer, test_examples, config.rollout.max_new_tokens).accuracy
     watch = watch or StepWatch(config.guards, config.rollout.max_new_tokens)
     base, accuracy, start = _begin(evaluate, services, watch, resumed)
     started, steps, every = time.perf_counter(), config.optim.steps, config.checkpoint.every
@@ -157,6 +161,7 @@ def run_loop(
                 services.progress.update(step, values)
                 if services.samples is not None and (step % config.log.samples_every == 0 or step == 1):
                     services.samples.write([{"step": step, **sample} for sample in samples])
+                    services.sink.log_samples(step, samples)
                 if streak is not None:
                     raise _diverged(services, streak, step)
                 if services.checkpointer is not None and (stop.requested or step == steps or
@@ -168,8 +173,19 @@ def run_loop(
                                        saved if services.checkpointer is not None else None, stop.requested)
     finally:
         services.progress.close()
+        services.sink.close()
     train_seconds = time.perf_counter() - started
     checkpoint = None
     if services.run_dir is not None:
-        checkpoint = save_model_atomic(policy, tokenizer, services.run_dir / FINAL_CHECKPOINT)
+        checkpoint = save_final(policy, tokenizer, services.run_dir)
+        if config.log.report:
+            write_report(services.run_dir)
     return TrainResult(base, accuracy, steps, train_seconds, checkpoint)
+
+
+def save_final(policy: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, run_dir: Path) -> Path:
+    """The final model as plain transformers weights (LoRA merged in); with LoRA, also the adapter alone."""
+    checkpoint = save_model_atomic(exportable(policy), tokenizer, run_dir / FINAL_CHECKPOINT)
+    if has_adapter(policy):
+        save_model_atomic(policy, tokenizer, run_dir / ADAPTER_CHECKPOINT)
+    return checkpoint

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from grpo.config import RunConfig
+from grpo.rewards.combine import WeightedReward, single
 from grpo.rewards.guard import RewardGuard
 from grpo.trainers.data import PromptStream
 from grpo.trainers.grpo import GRPOContext, Scored, grpo_step
@@ -21,6 +22,7 @@ from grpo.trainers.optim import build_optimizer
 from grpo.trainers.setup import Models, rollout_generator, wrap_for_training
 
 RewardFn = Callable[..., list[float | None]]
+Rewards = list[WeightedReward] | RewardFn  # the run's weighted reward list, or one plain function
 SAMPLES_PER_STEP = 8
 
 
@@ -39,7 +41,7 @@ class MethodRun:
 class Method:
     """How to build a method, and whether it needs the frozen reference policy under `config`."""
 
-    build: Callable[[RunConfig, Models, RewardFn, PromptStream, RewardGuard], MethodRun]
+    build: Callable[[RunConfig, Models, Rewards, PromptStream, RewardGuard], MethodRun]
     needs_reference: Callable[[RunConfig], bool]
 
 
@@ -57,13 +59,14 @@ def sample_records(scored: Scored, prompts: list[str]) -> list[dict[str, object]
             "completion": scored.texts[i],
             "reward": float(scored.rewards[i]),
             "advantage": float(scored.advantages[i]),
+            **{name: float(values[i]) for name, values in scored.components.items() if len(scored.components) > 1},
         }
         for i in range(min(SAMPLES_PER_STEP, len(scored.texts)))
     ]
 
 
 def grpo_context(
-    config: RunConfig, models: Models, reward_fn: RewardFn, stream: PromptStream, guard: RewardGuard | None = None
+    config: RunConfig, models: Models, rewards: Rewards, stream: PromptStream, guard: RewardGuard | None = None
 ) -> GRPOContext:
     """The GRPO step's context; PPO and DPO reuse its sampling and scoring phases."""
     return GRPOContext(
@@ -74,17 +77,19 @@ def grpo_context(
         optim=build_optimizer(models.policy.parameters(), config.optim),
         config=config,
         generator=rollout_generator(config.seed, models.device),
-        reward_fn=reward_fn,
+        rewards=rewards if isinstance(rewards, list) else single(rewards),
+        adapter_reference=models.adapter_reference,
+        autocast=models.autocast,
         reward_guard=guard if guard is not None else RewardGuard(),
         more_prompts=lambda: stream.next_batch(config.rollout.prompts_per_step),
     )
 
 
 def build_grpo(
-    config: RunConfig, models: Models, reward_fn: RewardFn, stream: PromptStream, guard: RewardGuard | None = None
+    config: RunConfig, models: Models, rewards: Rewards, stream: PromptStream, guard: RewardGuard | None = None
 ) -> MethodRun:
     """GRPO (and every variant chosen by `algo.*` keys)."""
-    ctx = grpo_context(config, models, reward_fn, stream, guard)
+    ctx = grpo_context(config, models, rewards, stream, guard)
 
     def step(examples: list) -> tuple[dict, list]:
         stats, scored = grpo_step(ctx, examples)

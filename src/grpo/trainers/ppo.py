@@ -49,7 +49,7 @@ from grpo.trainers.grpo import (
     sample_rollouts,
     score_rollouts,
 )
-from grpo.trainers.method import MethodRun, RewardFn, count_models, grpo_context, sample_records
+from grpo.trainers.method import MethodRun, Rewards, count_models, grpo_context, sample_records
 from grpo.trainers.optim import apply_update, build_optimizer
 from grpo.trainers.setup import Models
 
@@ -168,10 +168,10 @@ def ppo_step(ctx: PPOContext, examples: list[Example]) -> tuple[Stats, torch.Ten
 
 
 def build_ppo(
-    config: RunConfig, models: Models, reward_fn: RewardFn, stream: PromptStream, guard: RewardGuard | None = None
+    config: RunConfig, models: Models, rewards: Rewards, stream: PromptStream, guard: RewardGuard | None = None
 ) -> MethodRun:
     """PPO with the critic chosen by `ppo.critic`; one AdamW updates the policy and the critic."""
-    core = grpo_context(config, models, reward_fn, stream, guard)
+    core = grpo_context(config, models, rewards, stream, guard)
     critic = build_value_model(models.policy, config.ppo.critic)
     seen = {id(p) for p in models.policy.parameters()}
     parameters = [*models.policy.parameters(), *(p for p in critic.parameters() if id(p) not in seen)]
