@@ -17,7 +17,7 @@ from grpo.tasks.validate import DatasetError, PromptLimit, validate_jsonl
 
 E = "grpo train: error: "
 OPTIM_KEYS = "steps, lr, weight_decay, betas, warmup_steps, max_grad_norm, micro_batch_size"
-SECTIONS = "algorithm, seed, model, task, rollout, algo, ppo, dpo, optim, log, checkpoint, guards"
+SECTIONS = "algorithm, seed, model, task, rewards, rollout, algo, ppo, dpo, optim, log, checkpoint, guards"
 ADVANTAGES = "grpo, grpo_batch_std, dr_grpo, rloo, reinforce_pp"
 
 # (arguments after `grpo train`, the exact stderr); {tmp} is the test's temporary directory.
@@ -32,7 +32,8 @@ CONFIG_CASES = [
                         "(got 'fast')"),
     (["guards.reward_strict=maybe"], "config key 'guards.reward_strict': Input should be a valid boolean, unable to "
                                      "interpret input (got 'maybe')"),
-    (["task.name=gsm9k"], "config key 'task.name': Input should be 'arithmetic' (got 'gsm9k')"),
+    (["task.name=gsm9k"], "config key 'task.name': Input should be 'arithmetic', 'gsm8k', 'math', 'countdown' or "
+                          "'files' (got 'gsm9k')"),
     (["model.dtype=float64"], "config key 'model.dtype': Input should be 'float32', 'bfloat16' or 'float16' "
                               "(got 'float64')"),
     (["optim.betas=[0.9]"], "config key 'optim.betas.1': Field required (got [0.9])"),

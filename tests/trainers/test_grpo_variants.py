@@ -12,6 +12,7 @@ from grpo.algo import LossNormalizer, soft_overlong_penalty
 from grpo.config import load_config
 from grpo.models.load import frozen_copy, load_policy, load_tokenizer
 from grpo.models.logprobs import completion_logprobs
+from grpo.rewards.combine import single
 from grpo.tasks.api import Example
 from grpo.trainers.grpo import (
     GRPOContext,
@@ -43,7 +44,7 @@ def make_context(model_dir: Path, overrides: list[str], reward_fn=sevens, pertur
                 parameter.add_(0.05 * torch.randn(parameter.shape, generator=torch.Generator().manual_seed(1)))
     return GRPOContext(policy, policy, reference, load_tokenizer(model_dir),
                        build_optimizer(policy.parameters(), config.optim), config,
-                       torch.Generator().manual_seed(0), reward_fn)
+                       torch.Generator().manual_seed(0), single(reward_fn))
 
 
 def _loss(ctx: GRPOContext, scored, ref) -> torch.Tensor:

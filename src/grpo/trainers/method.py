@@ -11,10 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+from transformers import PreTrainedTokenizerBase
 
 from grpo.config import RunConfig
 from grpo.rewards.combine import WeightedReward, single
 from grpo.rewards.guard import RewardGuard
+from grpo.rollout import RolloutBatch
 from grpo.trainers.data import PromptStream
 from grpo.trainers.grpo import GRPOContext, Scored, grpo_step
 from grpo.trainers.loop import StepFn
@@ -65,6 +67,20 @@ def sample_records(scored: Scored, prompts: list[str]) -> list[dict[str, object]
     ]
 
 
+def prompt_texts(tokenizer: PreTrainedTokenizerBase, batch: RolloutBatch) -> list[str]:
+    """The B prompts of a batch as text, chat markers kept, padding and a leading BOS dropped.
+
+    Decoded from the batch itself because dynamic sampling may train on other prompts than it was given.
+    """
+    prompts = []
+    for row in batch.prompt_ids[:: batch.group_size].tolist():
+        ids = [token for token in row if token != tokenizer.pad_token_id]
+        if ids and ids[0] == tokenizer.bos_token_id:
+            ids = ids[1:]
+        prompts.append(tokenizer.decode(ids))
+    return prompts
+
+
 def grpo_context(
     config: RunConfig, models: Models, rewards: Rewards, stream: PromptStream, guard: RewardGuard | None = None
 ) -> GRPOContext:
@@ -93,9 +109,7 @@ def build_grpo(
 
     def step(examples: list) -> tuple[dict, list]:
         stats, scored = grpo_step(ctx, examples)
-        prompts = ctx.tokenizer.batch_decode(scored.batch.prompt_ids[:: scored.batch.group_size],
-                                             skip_special_tokens=True)
-        return stats, sample_records(scored, prompts)
+        return stats, sample_records(scored, prompt_texts(ctx.tokenizer, scored.batch))
 
     return MethodRun(step, count_models(models.policy, models.reference), ctx)
 
