@@ -63,7 +63,7 @@ def test_entropy_bonus_subtracts_coef_times_the_aggregated_entropy(tiny_model_di
     per_sequence = [float(entropy[i][batch.completion_mask[i]].mean()) for i in range(batch.num_completions)]
     expected = float(_loss(plain, scored, None).detach()) - 0.5 * sum(per_sequence) / len(per_sequence)
     with_bonus = _loss(bonus, scored, None)
-    assert float(with_bonus) == pytest.approx(expected, abs=1e-5)
+    assert float(with_bonus.detach()) == pytest.approx(expected, abs=1e-5)
     with_bonus.backward()  # the bonus carries a gradient (entropy_grad), unlike the logged entropy
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in bonus.policy.parameters())
 
