@@ -53,6 +53,10 @@ def _loss(ctx: GRPOContext, scored, ref) -> torch.Tensor:
     return _micro_batch_loss(ctx, scored, slice(0, batch.num_completions), None, ref, norm)[0]
 
 
+def _value(ctx: GRPOContext, scored, ref) -> float:
+    return float(_loss(ctx, scored, ref).detach())
+
+
 def test_entropy_bonus_subtracts_coef_times_the_aggregated_entropy(tiny_model_dir: Path):
     plain = make_context(tiny_model_dir, ["algo.beta=0"])
     bonus = make_context(tiny_model_dir, ["algo.beta=0", "algo.entropy_coef=0.5"])
@@ -62,9 +66,9 @@ def test_entropy_bonus_subtracts_coef_times_the_aggregated_entropy(tiny_model_di
     _, entropy = completion_logprobs(plain.policy, input_ids, attention_mask, batch.completion_ids.shape[1], 1.0)
     # seq_mean_token_mean by hand: mean over sequences of the mean entropy over each one's tokens
     per_sequence = [float(entropy[i][batch.completion_mask[i]].mean()) for i in range(batch.num_completions)]
-    expected = float(_loss(plain, scored, None).detach()) - 0.5 * sum(per_sequence) / len(per_sequence)
+    expected = _value(plain, scored, None) - 0.5 * sum(per_sequence) / len(per_sequence)
     with_bonus = _loss(bonus, scored, None)
-    assert float(with_bonus) == pytest.approx(expected, abs=1e-5)
+    assert float(with_bonus.detach()) == pytest.approx(expected, abs=1e-5)
     with_bonus.backward()  # the bonus carries a gradient (entropy_grad), unlike the logged entropy
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in bonus.policy.parameters())
 
@@ -93,7 +97,7 @@ def test_kl_in_the_loss_leaves_rewards_alone_and_adds_beta_kl(tiny_model_dir: Pa
     scored = score_rollouts(ctx, sample_rollouts(ctx, PROMPTS), PROMPTS)
     ref = reference_logprobs(ctx, scored.batch)
     assert shape_rewards(ctx, scored, None, ref) is scored
-    assert float(_loss(ctx, scored, ref)) > float(_loss(ctx, scored, None))  # k3 >= 0, and > 0 here
+    assert _value(ctx, scored, ref) > _value(ctx, scored, None)  # k3 >= 0, and > 0 here
 
 
 def test_overlong_mask_and_soft_penalty(tiny_model_dir: Path):

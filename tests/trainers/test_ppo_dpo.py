@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,10 @@ from grpo.models.value_head import build_value_model
 from grpo.tasks.api import Example
 from grpo.trainers.data import PromptStream
 from grpo.trainers.dpo import best_and_worst, dpo_update, encode_pairs, read_pairs
+from grpo.trainers.grpo import sample_rollouts, score_rollouts
 from grpo.trainers.method import grpo_context
 from grpo.trainers.methods import METHODS
+from grpo.trainers.optim import build_optimizer
 from grpo.trainers.ppo import PPOContext, ppo_pass, ppo_step, ppo_targets
 from grpo.trainers.setup import build_models
 
@@ -61,9 +64,6 @@ def _ppo_context(model_dir: Path, overrides: list[str]) -> PPOContext:
     core = grpo_context(config, models, sevens, PromptStream(_Prompts(), 0))
     critic = build_value_model(models.policy, config.ppo.critic)
     params = [*models.policy.parameters(), *critic.head.parameters()]
-    from dataclasses import replace
-
-    from grpo.trainers.optim import build_optimizer
     return PPOContext(replace(core, optim=build_optimizer(params, config.optim)), critic, params)
 
 
@@ -71,8 +71,6 @@ def test_ppo_targets_fold_the_kl_into_token_rewards_and_gae(tiny_model_dir: Path
     # zero-initialised head: V = 0, so with gamma = lam = 1 the advantage of token t is the rest of the
     # episode's reward: score - beta * sum_{s >= t} KL_s; KL is 0 here (policy == reference)
     ctx = _ppo_context(tiny_model_dir, ["ppo.gamma=1", "ppo.lam=1", "ppo.whiten_advantages=false"])
-    from grpo.trainers.grpo import sample_rollouts, score_rollouts
-
     batch = sample_rollouts(ctx.core, PROMPTS)
     scores = score_rollouts(ctx.core, batch, PROMPTS).rewards
     targets, stats = ppo_targets(ctx, batch, scores)
@@ -84,8 +82,6 @@ def test_ppo_targets_fold_the_kl_into_token_rewards_and_gae(tiny_model_dir: Path
 
 def test_ppo_value_loss_falls_over_repeated_passes(tiny_model_dir: Path):
     ctx = _ppo_context(tiny_model_dir, ["optim.lr=2e-3", "ppo.value_clip=100", "ppo.vf_coef=1.0"])
-    from grpo.trainers.grpo import sample_rollouts, score_rollouts
-
     batch = sample_rollouts(ctx.core, PROMPTS)
     targets, _ = ppo_targets(ctx, batch, score_rollouts(ctx.core, batch, PROMPTS).rewards)
     losses = [float(ppo_pass(ctx, batch, targets)["value_loss"]) for _ in range(4)]
@@ -106,7 +102,7 @@ def test_value_of_a_token_depends_only_on_what_precedes_it(tiny_model_dir: Path)
     assert not torch.allclose(before[0, 3], after[0, 3])
 
 
-def test_ppo_step_rejects_nothing_but_returns_per_completion_advantages(tiny_model_dir: Path):
+def test_ppo_step_returns_per_completion_advantages(tiny_model_dir: Path):
     ctx = _ppo_context(tiny_model_dir, [])
     stats, advantages, scored = ppo_step(ctx, PROMPTS)
     assert advantages.shape == (len(PROMPTS) * 4,) and scored.rewards.shape == advantages.shape
