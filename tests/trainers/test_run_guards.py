@@ -156,9 +156,8 @@ def test_micro_batch_that_splits_groups_warns_with_the_nearest_valid_sizes(tiny_
     with caplog.at_level(logging.WARNING, logger="grpo.checks"):
         run(tiny_model_dir, tmp_path, ["optim.micro_batch_size=6", "guards.truncation_warn=1"], steps=1)
     assert check_warnings(caplog) == [
-        "warning: optim.micro_batch_size (6) does not divide into whole groups of rollout.group_size (4), so a "
-        "group's completions are split across forward passes (padded to different lengths); nearest valid "
-        "settings: optim.micro_batch_size=4 or 8"
+        "warning: optim.micro_batch_size (6) is not a multiple of rollout.group_size (4), so micro-batches split "
+        "groups; nearest valid settings: optim.micro_batch_size=4 or 8"
     ]
 
 
