@@ -112,8 +112,7 @@ def test_reward_failures_score_the_fallback_are_counted_and_the_run_finishes(tin
     assert result.steps == 5
     steps = {row["step"]: row for row in rows}
     assert steps[1]["reward_rejected"] == 2.0 and steps[1]["invalid_rewards"] == 2 / 16
-    assert "reward_fallback/faulty_reward" not in steps[1]
-    assert [steps[s].get("reward_fallback/faulty_reward") for s in (2, 3, 4, 5)] == [16.0, 16.0, 16.0, None]
+    assert [steps[s]["reward_fallback/faulty_reward"] for s in (1, 2, 3, 4, 5)] == [0.0, 16.0, 16.0, 16.0, 0.0]
     assert steps[2]["reward_mean"] == 0.25 and steps[2]["reward_std"] == 0.0
     assert all(math.isfinite(row["loss"]) for row in rows[1:])  # NaN rewards never reached the advantages
     warnings = [record.getMessage() for record in caplog.records if record.name == "grpo.rewards"]
