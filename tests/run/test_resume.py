@@ -126,3 +126,15 @@ def test_resume_refuses_a_corrupt_checkpoint_and_names_the_previous(reference_ru
         f"grpo train: error: checkpoint {newest} is corrupt: optimizer.safetensors fails its sha256 check; resume "
         f"from the previous one instead: grpo train --resume {run / 'checkpoints' / f'step-{STEPS - 2:08d}'}\n"
     )
+
+
+def test_resuming_from_an_older_checkpoint_sets_newer_ones_aside(reference_run, tmp_path):
+    from grpo.cli import main
+
+    run = tmp_path / "copy"
+    subprocess.run(["cp", "-r", str(reference_run), str(run)], check=True)
+    older = run / "checkpoints" / f"step-{STEPS - 2:08d}"
+    assert main(["train", "--resume", str(older), "log.progress=false"]) == 0
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert names == [f"abandoned-step-{STEPS:08d}", f"step-{STEPS - 2:08d}", f"step-{STEPS:08d}"]
+    assert [row["step"] for row in rows(run, "metrics.jsonl")] == list(range(STEPS + 1))

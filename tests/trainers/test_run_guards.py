@@ -114,8 +114,7 @@ def test_reward_failures_score_the_fallback_are_counted_and_the_run_finishes(tin
     assert result.steps == 5
     steps = {row["step"]: row for row in rows}
     assert steps[1]["reward_rejected"] == 2.0 and steps[1]["invalid_rewards"] == 2 / 16
-    assert "reward_fallback/faulty_reward" not in steps[1]
-    assert [steps[s].get("reward_fallback/faulty_reward") for s in (2, 3, 4, 5)] == [16.0, 16.0, 16.0, None]
+    assert [steps[s]["reward_fallback/faulty_reward"] for s in (1, 2, 3, 4, 5)] == [0.0, 16.0, 16.0, 16.0, 0.0]
     assert steps[2]["reward_mean"] == 0.25 and steps[2]["reward_std"] == 0.0
     assert all(math.isfinite(row["loss"]) for row in rows[1:])  # NaN rewards never reached the advantages
     warnings = [record.getMessage() for record in caplog.records if record.name == "grpo.rewards"]
@@ -158,9 +157,8 @@ def test_micro_batch_that_splits_groups_warns_with_the_nearest_valid_sizes(tiny_
     with caplog.at_level(logging.WARNING, logger="grpo.checks"):
         run(tiny_model_dir, tmp_path, ["optim.micro_batch_size=6", "guards.truncation_warn=1"], steps=1)
     assert check_warnings(caplog) == [
-        "warning: optim.micro_batch_size (6) does not divide into whole groups of rollout.group_size (4), so a "
-        "group's completions are split across forward passes (padded to different lengths); nearest valid "
-        "settings: optim.micro_batch_size=4 or 8"
+        "warning: optim.micro_batch_size (6) is not a multiple of rollout.group_size (4), so micro-batches split "
+        "groups; nearest valid settings: optim.micro_batch_size=4 or 8"
     ]
 
 
@@ -189,3 +187,33 @@ def test_trainer_and_sampler_logprob_gap_is_reported_at_the_first_step(sharp_mod
                               f"span [")
     assert warning.endswith("instead of 1; use model.dtype=float32 or check that sampling and training see the "
                             "same model and temperature")
+
+
+def test_a_full_disk_mid_run_stops_with_a_clear_error_and_the_run_resumes_from_the_last_save(
+        tiny_model_dir, tmp_path, monkeypatch):
+    import errno
+
+    import grpo.run.checkpoint as checkpoint_module
+    from grpo.run.checkpoint import CheckpointError, read_checkpoint
+
+    real_write = checkpoint_module._write_tensors
+
+    def disk_fills_during_the_step_4_save(tensors, path):
+        if path.parent.name.startswith(".step-00000004.") and path.name == "reference.safetensors":
+            raise OSError(errno.ENOSPC, "No space left on device")  # policy.safetensors is already written
+        real_write(tensors, path)
+
+    monkeypatch.setattr(checkpoint_module, "_write_tensors", disk_fills_during_the_step_4_save)
+    checkpoints = tmp_path / "r" / "checkpoints"
+    with pytest.raises(CheckpointError) as error:
+        run(tiny_model_dir, tmp_path, ["checkpoint.every=2"])
+    assert str(error.value) == (f"could not save checkpoint {checkpoints / 'step-00000004'}: No space left on device "
+                                f"(errno 28); the previous checkpoint {checkpoints / 'step-00000002'} is intact")
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["step-00000000", "step-00000002"]
+    assert read_checkpoint(checkpoints / "step-00000002").step == 2
+    monkeypatch.setattr(checkpoint_module, "_write_tensors", real_write)
+    config = load_config(tmp_path / "r" / "config.yaml")
+    result = train(config, reward_fn=ones_share, console=Console(file=io.StringIO()), resume=tmp_path / "r")
+    assert result.steps == 4 and (tmp_path / "r" / "final" / "model.safetensors").is_file()
+    rows = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [0, 1, 2, 3, 4]

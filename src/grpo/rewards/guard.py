@@ -77,7 +77,7 @@ class RewardGuard:
     timeout: float = 0.0
     low: float | None = None
     high: float | None = None
-    _fallbacks: dict[str, int] = field(default_factory=dict)  # samples scored by the fallback this step
+    _fallbacks: dict[str, int] = field(default_factory=dict)  # per function called: fallback samples this step
     _rejected: int = 0  # non-finite or out-of-range rewards this step
     _reported: set[str] = field(default_factory=set)
 
@@ -102,6 +102,7 @@ class RewardGuard:
         baseline); failed calls and values of the wrong type score `fallback` and count as valid.
         """
         n = len(completions)
+        self._fallbacks.setdefault(name, 0)  # every called function reports, so all ranks log the same keys
         try:
             values = _call(fn, completions, columns, self.timeout)
         except _Failure as failure:

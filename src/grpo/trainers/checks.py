@@ -40,15 +40,19 @@ def nearest_multiples(value: int, divisor: int) -> tuple[int, int]:
 
 
 def group_size_problem(config: RunConfig) -> str | None:
-    """Micro-batches must hold whole groups when the batch is split, else say which sizes would."""
+    """Micro-batches should hold whole groups when the batch is split; if not, say which sizes would.
+
+    A step's batch is set in prompts (B), so its N = B*G completions always hold whole groups; the
+    one size set in completions is `optim.micro_batch_size`. The loss is normalised over the whole
+    batch, so a split group does not change the result here: a warning, not an error.
+    """
     G, size = config.rollout.group_size, config.optim.micro_batch_size
     N = config.rollout.prompts_per_step * G
     if size >= N or size % G == 0:
         return None
     below, above = nearest_multiples(size, G)
-    return (f"optim.micro_batch_size ({size}) does not divide into whole groups of rollout.group_size ({G}), so "
-            f"a group's completions are split across forward passes (padded to different lengths); "
-            f"nearest valid settings: optim.micro_batch_size={below} or {above}")
+    return (f"optim.micro_batch_size ({size}) is not a multiple of rollout.group_size ({G}), so micro-batches "
+            f"split groups; nearest valid settings: optim.micro_batch_size={below} or {above}")
 
 
 def model_limits(config: RunConfig) -> None:

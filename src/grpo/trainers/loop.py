@@ -152,7 +152,9 @@ def run_loop(
             for step in range(start, steps + 1):
                 tick = time.perf_counter()
                 stats, samples = step_fn(next_batch())
-                values = reduce_stats(stats)
+                stats["stop_requested"] = torch.tensor(float(stop.requested is not None))
+                values = reduce_stats(stats)  # the flag rides along, so every rank stops after the same step
+                stopping = values.pop("stop_requested") > 0
                 values["step_time"] = time.perf_counter() - tick
                 if step == steps or (config.log.eval_every and step % config.log.eval_every == 0):
                     accuracy = values["eval_accuracy"] = evaluate()
@@ -164,13 +166,13 @@ def run_loop(
                     services.sink.log_samples(step, samples)
                 if streak is not None:
                     raise _diverged(services, streak, step)
-                if services.checkpointer is not None and (stop.requested or step == steps or
-                                                          (every and step % every == 0)):
+                if services.checkpointer is not None and (stopping or step == steps or (every and step % every == 0)):
                     state = {"step": step, "base_accuracy": base, "accuracy": accuracy, "watch": watch.state_dict()}
                     saved = services.checkpointer.save(step, state)
-                if stop.requested and step < steps:
+                if stopping and step < steps:
                     return TrainResult(base, accuracy, step, time.perf_counter() - started,
-                                       saved if services.checkpointer is not None else None, stop.requested)
+                                       saved if services.checkpointer is not None else None,
+                                       stop.requested or "a signal to another rank")
     finally:
         services.progress.close()
         services.sink.close()

@@ -9,6 +9,7 @@ torch threads, a resumed CPU run reproduces the uninterrupted run bit for bit.
 from __future__ import annotations
 
 import json
+import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,12 +177,20 @@ class Checkpointer:
 
 
 def rewind_run_files(run_dir: Path, checkpoint: Checkpoint) -> None:
-    """Make the run's metrics and samples files end at the checkpoint's step (no repeated rows)."""
+    """Make the run's metrics and samples files end at the checkpoint's step (no repeated rows).
+
+    Checkpoints newer than the one resumed from (a corrupt one, or a diverged stretch) belong to an
+    abandoned history: they are renamed `abandoned-step-...`, kept for inspection but never resumed.
+    """
     (run_dir / METRICS_FILE).write_text(checkpoint.history, encoding="utf-8")
     samples = run_dir / SAMPLES_FILE
     if samples.is_file():
         samples.write_text(_rows_up_to(samples, checkpoint.step), encoding="utf-8")
-    remove_staging_leftovers(run_dir / CHECKPOINTS_DIR)
+    root = run_dir / CHECKPOINTS_DIR
+    remove_staging_leftovers(root)
+    for step, path in list_checkpoints(root):
+        if step > checkpoint.step:
+            os.replace(path, path.with_name(f"abandoned-{path.name}"))
 
 
 def find_checkpoint(target: Path) -> tuple[Path, Checkpoint]:
