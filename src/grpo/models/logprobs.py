@@ -1,11 +1,59 @@
-"""The one place math meets the model: a forward pass to per-token log-probs and entropy."""
+"""The one place math meets the model: a forward pass to per-token log-probs and entropy.
+
+Two savings over turning the whole batch into logits at once, both exact:
+
+- The output layer runs in chunks (`grpo.models.chunked_head`), so the (N, T, V) fp32 logits never
+  exist at once, in the forward or the backward. This needs the logits to be exactly
+  `lm_head(base_model(...).last_hidden_state)`; `output_layer` checks that once per model and
+  otherwise the plain full-logits path runs.
+- `grouped_completion_logprobs` forwards each prompt once per group of G completions and lets the
+  G completions attend to its keys and values (prefix KV reuse with gradient), instead of running
+  the same prompt G times.
+"""
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 import torch.nn.functional as F
+from transformers.cache_utils import Cache, DynamicLayer
 
+from grpo.models.chunked_head import chunked_logprobs
 from grpo.rollout import position_ids_from_mask
+
+Head = tuple[torch.Tensor, torch.Tensor | None]
+_PLAIN_HEAD: weakref.WeakKeyDictionary[torch.nn.Module, bool] = weakref.WeakKeyDictionary()
+
+
+def output_layer(model: torch.nn.Module) -> Head | None:
+    """The output layer's (V, H) weight and (V,) bias (or None) when logits are exactly
+    `lm_head(base_model(...).last_hidden_state)`; None when they are not (logit scaling or soft
+    capping, a non-linear head) or cannot be reached (a DistributedDataParallel wrapper, whose
+    gradient hooks run only through its own forward).
+
+    The check runs the model once on two tokens (in eval mode, so dropout cannot make it fail) and
+    is remembered per model object.
+    """
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if not isinstance(head, torch.nn.Linear) or getattr(model, "base_model", model) is model:
+        return None
+    if model not in _PLAIN_HEAD:
+        _PLAIN_HEAD[model] = _logits_come_from_head(model, head)
+    return (head.weight, head.bias) if _PLAIN_HEAD[model] else None
+
+
+@torch.no_grad()
+def _logits_come_from_head(model: torch.nn.Module, head: torch.nn.Linear) -> bool:
+    was_training = model.training
+    model.eval()
+    try:
+        ids = torch.tensor([[0, 1]], device=head.weight.device)
+        logits = model(input_ids=ids, use_cache=False).logits.float()  # (1, 2, V)
+        hidden = model.base_model(input_ids=ids, use_cache=False).last_hidden_state
+        return torch.allclose(head(hidden).float(), logits, rtol=1e-4, atol=1e-4)
+    finally:
+        model.train(was_training)
 
 
 def completion_logprobs(
@@ -19,7 +67,8 @@ def completion_logprobs(
 
     The distribution is softmax(logits / temperature), the one the sampler drew from, so that with
     unchanged weights these log-probs equal the rollout's `sampler_logprobs`. Only the last T + 1
-    positions are turned into logits (`logits_to_keep`), since prompt positions are never scored.
+    positions are turned into logits, since prompt positions are never scored, and those in
+    chunks where the model allows (see the module docstring).
 
     Args:
         model: a causal LM.
@@ -32,17 +81,96 @@ def completion_logprobs(
         logprobs (N, T) float32 with gradient, entropy (N, T) float32 detached.
     """
     T = completion_length
-    outputs = model(
+    targets = input_ids[:, -T:]  # (N, T)
+    head = output_layer(model)
+    inputs = dict(
         input_ids=input_ids,
         attention_mask=attention_mask.long(),
         position_ids=position_ids_from_mask(attention_mask),
-        logits_to_keep=T + 1,
         use_cache=False,
     )
-    logits = outputs.logits[:, :-1].float() / temperature  # (N, T, V): position t predicts token t+1
-    log_probs = F.log_softmax(logits, dim=-1)
-    targets = input_ids[:, -T:]  # (N, T)
+    if head is None:
+        logits = model(**inputs, logits_to_keep=T + 1).logits[:, :-1]  # (N, T, V): t predicts t+1
+        return full_logits_logprobs(logits, targets, temperature)
+    hidden = model.base_model(**inputs).last_hidden_state[:, -(T + 1) : -1]  # (N, T, H)
+    return chunked_logprobs(hidden, *head, targets, temperature)
+
+
+def full_logits_logprobs(
+    logits: torch.Tensor, targets: torch.Tensor, temperature: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The plain path: (N, T) log-probs and entropies from the whole (N, T, V) logits tensor."""
+    log_probs = F.log_softmax(logits.float() / temperature, dim=-1)  # (N, T, V)
     logprobs = torch.gather(log_probs, 2, targets.unsqueeze(-1)).squeeze(-1)
     with torch.no_grad():
         entropy = -(log_probs.exp() * log_probs).sum(-1)
     return logprobs, entropy
+
+
+def grouped_completion_logprobs(
+    model: torch.nn.Module,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    completion_ids: torch.Tensor,
+    completion_mask: torch.Tensor,
+    group_size: int,
+    temperature: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`completion_logprobs` of prompt + completion, forwarding each prompt once per group.
+
+    Rows are prompt-major groups of G (as in a RolloutBatch). The B distinct prompts run through
+    the decoder once with a KV cache; the cache is repeated G times (repeat_interleave, which
+    autograd differentiates, summing the G gradients into the prompt) and the N completions run on
+    top of it. Completion token 0 is predicted from the prompt's last hidden state, token j from
+    completion position j - 1. Falls back to the concatenated forward when the rows are not such
+    groups, the output layer is not plain (see `output_layer`) or the model's cache is not made
+    of plain full-attention layers (sliding windows, linear attention).
+
+    Args:
+        model: a causal LM.
+        prompt_ids, prompt_mask: (N, P) left-padded prompts, G identical rows per group.
+        completion_ids, completion_mask: (N, T) right-padded completions.
+        group_size: G.
+        temperature: the sampling temperature (> 0).
+
+    Returns:
+        logprobs (N, T) float32 with gradient, entropy (N, T) float32 detached.
+    """
+    G, T = group_size, completion_ids.shape[1]
+    head = output_layer(model)
+    if head is None or G == 1 or not _grouped(prompt_ids, prompt_mask, G):
+        input_ids = torch.cat([prompt_ids, completion_ids], dim=1)  # (N, P+T)
+        return completion_logprobs(model, input_ids, torch.cat([prompt_mask, completion_mask], 1), T, temperature)
+    unique_mask = prompt_mask[::G]  # (B, P)
+    prefix = model.base_model(
+        input_ids=prompt_ids[::G],
+        attention_mask=unique_mask.long(),
+        position_ids=position_ids_from_mask(unique_mask),
+        use_cache=True,
+    )
+    cache = prefix.past_key_values
+    if not isinstance(cache, Cache) or any(type(layer) is not DynamicLayer for layer in cache.layers):
+        input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
+        return completion_logprobs(model, input_ids, torch.cat([prompt_mask, completion_mask], 1), T, temperature)
+    cache.batch_repeat_interleave(G)
+    full_mask = torch.cat([prompt_mask, completion_mask], dim=1)  # (N, P+T)
+    rest = model.base_model(
+        input_ids=completion_ids,
+        attention_mask=full_mask.long(),
+        position_ids=position_ids_from_mask(full_mask)[:, prompt_ids.shape[1] :],
+        past_key_values=cache,
+        use_cache=True,
+    )
+    first = prefix.last_hidden_state[:, -1:].repeat_interleave(G, dim=0)  # (N, 1, H) predicts token 0
+    hidden = torch.cat([first, rest.last_hidden_state[:, :-1]], dim=1)  # (N, T, H)
+    return chunked_logprobs(hidden, *head, completion_ids, temperature)
+
+
+def _grouped(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, group_size: int) -> bool:
+    """True when the rows come in prompt-major groups of `group_size` identical prompts."""
+    n, width = prompt_ids.shape
+    if n % group_size:
+        return False
+    ids = prompt_ids.view(-1, group_size, width)  # (B, G, P)
+    masks = prompt_mask.view(-1, group_size, width)
+    return bool((ids == ids[:, :1]).all() and (masks == masks[:, :1]).all())

@@ -30,7 +30,7 @@ from grpo.algo import (
     masked_mean,
 )
 from grpo.config.schema import RunConfig
-from grpo.models.logprobs import completion_logprobs
+from grpo.models.logprobs import grouped_completion_logprobs
 from grpo.rewards import exact_answer, score
 from grpo.rollout import RolloutBatch, SamplingParams, generate
 from grpo.tasks.api import Example
@@ -106,20 +106,35 @@ def _micro_batches(n: int, size: int) -> Iterator[slice]:
 @torch.no_grad()
 def policy_logprobs(model: torch.nn.Module, batch: RolloutBatch, temperature: float, size: int) -> torch.Tensor:
     """(N, T) log-probs of the sampled tokens under `model`, without gradient, in micro-batches."""
-    input_ids, attention_mask = batch.sequences()
-    T = batch.completion_ids.shape[1]
-    parts = [
-        completion_logprobs(model, input_ids[rows], attention_mask[rows], T, temperature)[0]
-        for rows in _micro_batches(batch.num_completions, size)
-    ]
+    parts = [rows_logprobs(model, batch, rows, temperature)[0] for rows in _micro_batches(batch.num_completions, size)]
     return torch.cat(parts) * batch.completion_mask
 
 
+def rows_logprobs(
+    model: torch.nn.Module, batch: RolloutBatch, rows: slice, temperature: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n, T) log-probs and entropies of rows `rows`, each prompt forwarded once per group."""
+    return grouped_completion_logprobs(
+        model,
+        batch.prompt_ids[rows],
+        batch.prompt_mask[rows],
+        batch.completion_ids[rows],
+        batch.completion_mask[rows],
+        batch.group_size,
+        temperature,
+    )
+
+
 def old_policy_logprobs(ctx: GRPOContext, batch: RolloutBatch) -> torch.Tensor | None:
-    """Phase 4a: pi_old's log-probs, needed only when mu > 1 (with mu = 1, pi_old is pi_theta)."""
+    """Phase 4a: pi_old's log-probs, needed only when mu > 1 (with mu = 1, pi_old is pi_theta).
+
+    pi_old is the policy the rollouts were sampled from, and the sampler recorded the log-prob of
+    each token under the same tempered, untruncated distribution the trainer uses, with the same
+    weights (tests/models/test_logprobs.py checks the two agree to 1e-5), so no forward is needed.
+    """
     if ctx.config.algo.mu == 1:
         return None
-    return policy_logprobs(ctx.policy, batch, ctx.config.rollout.temperature, ctx.config.optim.micro_batch_size)
+    return batch.sampler_logprobs * batch.completion_mask
 
 
 def reference_logprobs(ctx: GRPOContext, batch: RolloutBatch) -> torch.Tensor | None:
@@ -135,11 +150,8 @@ def _micro_batch_loss(
 ) -> tuple[torch.Tensor, Stats]:
     """Loss of rows `rows`: clipped surrogate + beta * KL, aggregated with the batch normaliser."""
     algo, batch = ctx.config.algo, scored.batch
-    input_ids, attention_mask = batch.sequences()
     mask = batch.completion_mask[rows]  # (n, T)
-    logprobs, entropy = completion_logprobs(
-        ctx.train_model, input_ids[rows], attention_mask[rows], mask.shape[1], ctx.config.rollout.temperature
-    )
+    logprobs, entropy = rows_logprobs(ctx.train_model, batch, rows, ctx.config.rollout.temperature)
     old_logprobs = logprobs.detach() if old is None else old[rows]  # ratio exactly 1 when mu == 1
     log_ratio = RATIO_LEVELS.get(algo.ratio_level)(logprobs, old_logprobs, mask)
     policy = POLICY_LOSSES.get(algo.policy_loss)(
