@@ -118,8 +118,9 @@ def test_shared_prompt_forward_matches_plain_forward(build) -> None:
     logprobs, entropy = grouped_completion_logprobs(
         model, prompt_ids, prompt_mask, completion_ids, completion_mask, 3, 0.8
     )
-    # The B = 2 prompts run once, then the N = 6 completions on top of their cache.
-    assert calls == [torch.Size([2, 5]), torch.Size([6, 6])]
+    # The B = 2 prompts run once; then the N = 6 completions, sorted by length (1, 2 | 3, 4 | 6 | 6)
+    # in 4 buckets, each cut to its longest completion minus the last token (which predicts nothing).
+    assert calls == [torch.Size(s) for s in ([2, 5], [2, 1], [2, 3], [1, 5], [1, 5])]
     input_ids = torch.cat([prompt_ids, completion_ids], 1)
     expected, expected_entropy = _plain(model, input_ids, torch.cat([prompt_mask, completion_mask], 1), 6, 0.8)
     kept = completion_mask

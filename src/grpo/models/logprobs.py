@@ -17,12 +17,14 @@ import weakref
 
 import torch
 import torch.nn.functional as F
-from transformers.cache_utils import Cache, DynamicLayer
+from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
 from grpo.models.chunked_head import chunked_logprobs
 from grpo.rollout import position_ids_from_mask
 
 Head = tuple[torch.Tensor, torch.Tensor | None]
+# Completions of a training batch run in this many length buckets (see grouped_completion_logprobs).
+LENGTH_BUCKETS = 4
 _PLAIN_HEAD: weakref.WeakKeyDictionary[torch.nn.Module, bool] = weakref.WeakKeyDictionary()
 
 
@@ -115,16 +117,19 @@ def grouped_completion_logprobs(
     completion_mask: torch.Tensor,
     group_size: int,
     temperature: float,
+    buckets: int = LENGTH_BUCKETS,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`completion_logprobs` of prompt + completion, forwarding each prompt once per group.
 
     Rows are prompt-major groups of G (as in a RolloutBatch). The B distinct prompts run through
-    the decoder once with a KV cache; the cache is repeated G times (repeat_interleave, which
-    autograd differentiates, summing the G gradients into the prompt) and the N completions run on
-    top of it. Completion token 0 is predicted from the prompt's last hidden state, token j from
-    completion position j - 1. Falls back to the concatenated forward when the rows are not such
-    groups, the output layer is not plain (see `output_layer`) or the model's cache is not made
-    of plain full-attention layers (sliding windows, linear attention).
+    the decoder once with a KV cache. The N completions are then sorted by length and run in
+    `buckets` buckets on top of their prompts' cached keys and values (gathered with index_select,
+    which autograd differentiates, summing the G gradients into the prompt), each bucket cut to its
+    longest completion, so padding after short completions is mostly not computed. Completion token
+    0 is predicted from the prompt's last hidden state, token j from completion position j - 1.
+    Falls back to the concatenated forward when the rows are not such groups, the output layer is
+    not plain (see `output_layer`) or the model's cache is not made of plain full-attention layers
+    (sliding windows, linear attention).
 
     Args:
         model: a causal LM.
@@ -132,38 +137,54 @@ def grouped_completion_logprobs(
         completion_ids, completion_mask: (N, T) right-padded completions.
         group_size: G.
         temperature: the sampling temperature (> 0).
+        buckets: how many length buckets the completions run in.
 
     Returns:
-        logprobs (N, T) float32 with gradient, entropy (N, T) float32 detached.
+        logprobs (N, T) float32 with gradient, entropy (N, T) float32 detached; 0 where the
+        completion mask is False beyond a bucket's longest completion.
     """
     G, T = group_size, completion_ids.shape[1]
     head = output_layer(model)
-    if head is None or G == 1 or not _grouped(prompt_ids, prompt_mask, G):
+    prefix = None
+    if head is not None and G > 1 and _grouped(prompt_ids, prompt_mask, G):
+        unique_mask = prompt_mask[::G]  # (B, P)
+        prefix = model.base_model(
+            input_ids=prompt_ids[::G],
+            attention_mask=unique_mask.long(),
+            position_ids=position_ids_from_mask(unique_mask),
+            use_cache=True,
+        )
+    cache = prefix.past_key_values if prefix is not None else None
+    if not isinstance(cache, Cache) or any(type(layer) is not DynamicLayer for layer in cache.layers):
         input_ids = torch.cat([prompt_ids, completion_ids], dim=1)  # (N, P+T)
         return completion_logprobs(model, input_ids, torch.cat([prompt_mask, completion_mask], 1), T, temperature)
-    unique_mask = prompt_mask[::G]  # (B, P)
-    prefix = model.base_model(
-        input_ids=prompt_ids[::G],
-        attention_mask=unique_mask.long(),
-        position_ids=position_ids_from_mask(unique_mask),
-        use_cache=True,
-    )
-    cache = prefix.past_key_values
-    if not isinstance(cache, Cache) or any(type(layer) is not DynamicLayer for layer in cache.layers):
-        input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
-        return completion_logprobs(model, input_ids, torch.cat([prompt_mask, completion_mask], 1), T, temperature)
-    cache.batch_repeat_interleave(G)
-    full_mask = torch.cat([prompt_mask, completion_mask], dim=1)  # (N, P+T)
-    rest = model.base_model(
-        input_ids=completion_ids,
-        attention_mask=full_mask.long(),
-        position_ids=position_ids_from_mask(full_mask)[:, prompt_ids.shape[1] :],
-        past_key_values=cache,
-        use_cache=True,
-    )
-    first = prefix.last_hidden_state[:, -1:].repeat_interleave(G, dim=0)  # (N, 1, H) predicts token 0
-    hidden = torch.cat([first, rest.last_hidden_state[:, :-1]], dim=1)  # (N, T, H)
-    return chunked_logprobs(hidden, *head, completion_ids, temperature)
+    prompt_kv = [(layer.keys, layer.values) for layer in cache.layers]  # (B, heads, P, d) each
+    first = prefix.last_hidden_state[:, -1]  # (B, H): predicts completion token 0
+    lengths = completion_mask.sum(dim=1)  # (N,)
+    order = torch.argsort(lengths, stable=True)  # (N,) shortest first
+    bucket_rows = [rows for rows in order.tensor_split(buckets) if rows.numel()]
+    widths = torch.stack([lengths[rows].max() for rows in bucket_rows]).clamp(min=1).tolist()  # one host sync
+    logprobs = completion_ids.new_zeros(completion_ids.shape, dtype=torch.float32)  # (N, T)
+    entropy = torch.zeros_like(logprobs)
+    for rows, width in zip(bucket_rows, widths):
+        groups = rows // G  # (n,) the prompt of each row
+        hidden = first.index_select(0, groups).unsqueeze(1)  # (n, 1, H)
+        if width > 1:
+            kv = [(keys.index_select(0, groups), values.index_select(0, groups)) for keys, values in prompt_kv]
+            bucket_cache = DynamicCache(ddp_cache_data=kv)
+            mask = torch.cat([prompt_mask[rows], completion_mask[rows, : width - 1]], dim=1)  # (n, P + width - 1)
+            rest = model.base_model(
+                input_ids=completion_ids[rows, : width - 1],
+                attention_mask=mask.long(),
+                position_ids=position_ids_from_mask(mask)[:, prompt_ids.shape[1] :],
+                past_key_values=bucket_cache,
+                use_cache=True,
+            )
+            hidden = torch.cat([hidden, rest.last_hidden_state], dim=1)  # (n, width, H)
+        bucket_logprobs, bucket_entropy = chunked_logprobs(hidden, *head, completion_ids[rows, :width], temperature)
+        logprobs = logprobs.index_copy(0, rows, F.pad(bucket_logprobs, (0, T - width)))
+        entropy = entropy.index_copy(0, rows, F.pad(bucket_entropy, (0, T - width)))
+    return logprobs, entropy
 
 
 def _grouped(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, group_size: int) -> bool:

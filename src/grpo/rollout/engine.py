@@ -226,9 +226,10 @@ def _decode(
     n, width = prompt_mask.shape
     steps = params.max_new_tokens
     device = prompt_mask.device
-    ids = torch.full((n, steps), pad_token_id, dtype=torch.long, device=device)  # (N, T_max)
-    mask = torch.zeros((n, steps), dtype=torch.bool, device=device)  # (N, T_max)
-    logprobs = torch.zeros((n, steps), dtype=torch.float32, device=device)  # (N, T_max)
+    # Step-major (T_max, N) buffers, so each step writes one contiguous row; transposed at the end.
+    ids = torch.full((steps, n), pad_token_id, dtype=torch.long, device=device)  # (T_max, N)
+    mask = torch.zeros((steps, n), dtype=torch.bool, device=device)  # (T_max, N)
+    logprobs = torch.zeros((steps, n), dtype=torch.float32, device=device)  # (T_max, N)
     active = torch.arange(n, device=device)  # (a,) output row of each row still in the batch
     done = torch.zeros(n, dtype=torch.bool, device=device)  # (a,) True once that row produced EOS
     # (a, P + T_max): every completion slot is attended, including padding after a row's EOS; the
@@ -238,9 +239,9 @@ def _decode(
     for t in range(steps):
         tokens, token_logprobs = sample_next_token(logits, params, generator)  # (a,) each
         fed = tokens.masked_fill(done, pad_token_id)  # (a,)
-        ids[active, t] = fed
-        logprobs[active, t] = token_logprobs.masked_fill(done, 0.0)
-        mask[active, t] = ~done
+        ids[t].index_copy_(0, active, fed)
+        logprobs[t].index_copy_(0, active, token_logprobs.masked_fill(done, 0.0))
+        mask[t].index_copy_(0, active, ~done)
         done = done | (tokens == eos_token_id)
         # One host sync per step (not per row): stop once every row has produced its EOS.
         finished_rows = int(done.sum())
@@ -262,7 +263,7 @@ def _decode(
     finished = torch.ones(n, dtype=torch.bool, device=device)  # rows compacted away had finished
     finished[active] = done
     length = t + 1
-    return ids[:, :length], mask[:, :length], logprobs[:, :length], finished
+    return ids[:length].t().contiguous(), mask[:length].t().contiguous(), logprobs[:length].t().contiguous(), finished
 
 
 def _select_rows(cache: Cache | LegacyCache, keep: torch.Tensor) -> Cache | LegacyCache:
