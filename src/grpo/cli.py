@@ -23,6 +23,12 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("overrides", nargs="*", help="dotted key=value overrides of the config")
     sft = commands.add_parser("sft", help="supervised warm start of the tiny model (reproduces the default base)")
     sft.add_argument("overrides", nargs="*", help="key=value overrides of the SFT config, e.g. steps=500")
+    bench = commands.add_parser("bench", help="speed and memory benchmarks against their peers (one JSON line)")
+    benchmarks = bench.add_subparsers(dest="benchmark", required=True)
+    from grpo.bench import BENCHMARKS
+
+    for name, (summary, add_arguments) in BENCHMARKS.items():
+        add_arguments(benchmarks.add_parser(name, help=summary))
     return parser
 
 
@@ -73,10 +79,16 @@ def _sft(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    import importlib
+
+    return importlib.import_module(f"grpo.bench.{args.benchmark}").main(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `grpo` console script."""
     args = _parser().parse_args(argv)
-    handlers = {"train": _train, "eval": _eval, "sft": _sft}
+    handlers = {"train": _train, "eval": _eval, "sft": _sft, "bench": _bench}
     try:
         return handlers[args.command](args)
     except UserError as error:
