@@ -77,7 +77,8 @@ def _trl_trainer(path: Path, args: argparse.Namespace, output: Path, steps: int,
         from datasets import Dataset
         from trl import GRPOConfig, GRPOTrainer
     except ImportError as error:
-        raise UserError(f"the TRL peer needs the bench extra ({error}); pip install 'grpo[bench]' or pass --no-trl")
+        hint = "pip install 'grpo[bench]' or pass --no-trl"
+        raise UserError(f"the TRL peer needs the bench extra ({error}); {hint}") from error
 
     def reward(completions: list[str], answer: list[str], **_: object) -> list[float]:
         return [0.0 if value is None else value for value in exact_answer(completions, answer=answer)]
