@@ -66,9 +66,20 @@ def _our_trainer(path: Path, args: argparse.Namespace, clock: PhaseClock) -> Cal
     ctx = GRPOContext(policy=policy, train_model=policy, reference=frozen_copy(policy) if args.beta > 0 else None,
                       tokenizer=load_tokenizer(path), optim=build_optimizer(policy.parameters(), config.optim),
                       config=config, generator=torch.Generator().manual_seed(0), reward_fn=exact_answer)
-    for name in PHASES:
-        setattr(grpo_module, name, clock.wrap(PHASES[name], getattr(grpo_module, name)))
-    return lambda examples: grpo_module.grpo_step(ctx, examples)[0]
+
+    def step(examples: list) -> dict:
+        # The phase functions are swapped for timed wrappers during the step only, so grpo_step
+        # itself runs unchanged and nothing stays patched afterwards.
+        originals = {name: getattr(grpo_module, name) for name in PHASES}
+        for name, function in originals.items():
+            setattr(grpo_module, name, clock.wrap(PHASES[name], function))
+        try:
+            return grpo_module.grpo_step(ctx, examples)[0]
+        finally:
+            for name, function in originals.items():
+                setattr(grpo_module, name, function)
+
+    return step
 
 
 def _trl_trainer(path: Path, args: argparse.Namespace, output: Path, steps: int, clock: PhaseClock) -> object:
