@@ -13,6 +13,8 @@ and reports the mean reward of each step, to check that both learn alike.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import statistics
 import tempfile
 import time
@@ -169,7 +171,8 @@ def run(args: argparse.Namespace) -> dict:
                 ours_steps.append({"step_s": time.perf_counter() - tick, **clock.take()})
                 ours_rewards.append(float(stats["reward_mean"]))
             if trl is not None:
-                trl.train()
+                with contextlib.redirect_stdout(io.StringIO()):  # TRL prints its logs; keep one JSON line
+                    trl.train()
     warm = 0 if args.curve else steps_per_round  # the first round of each is a warm-up
     record: dict = {"benchmark": "step", "model": args.model, "prompts": args.prompts, "group_size": args.group_size,
                     "max_new_tokens": args.max_new_tokens, "beta": args.beta, "lr": args.lr, "machine": start,
