@@ -171,20 +171,32 @@ def grouped_completion_logprobs(
         hidden = first.index_select(0, groups).unsqueeze(1)  # (n, 1, H)
         if width > 1:
             kv = [(keys.index_select(0, groups), values.index_select(0, groups)) for keys, values in prompt_kv]
-            bucket_cache = DynamicCache(ddp_cache_data=kv)
-            mask = torch.cat([prompt_mask[rows], completion_mask[rows, : width - 1]], dim=1)  # (n, P + width - 1)
-            rest = model.base_model(
-                input_ids=completion_ids[rows, : width - 1],
-                attention_mask=mask.long(),
-                position_ids=position_ids_from_mask(mask)[:, prompt_ids.shape[1] :],
-                past_key_values=bucket_cache,
-                use_cache=True,
-            )
-            hidden = torch.cat([hidden, rest.last_hidden_state], dim=1)  # (n, width, H)
+            rest = _completion_hidden(model, kv, prompt_mask[rows], completion_ids[rows, : width - 1],
+                                      completion_mask[rows, : width - 1])
+            hidden = torch.cat([hidden, rest], dim=1)  # (n, width, H)
         bucket_logprobs, bucket_entropy = chunked_logprobs(hidden, *head, completion_ids[rows, :width], temperature)
         logprobs = logprobs.index_copy(0, rows, F.pad(bucket_logprobs, (0, T - width)))
         entropy = entropy.index_copy(0, rows, F.pad(bucket_entropy, (0, T - width)))
     return logprobs, entropy
+
+
+def _completion_hidden(
+    model: torch.nn.Module,
+    prompt_kv: list[tuple[torch.Tensor, torch.Tensor]],
+    prompt_mask: torch.Tensor,
+    completion_ids: torch.Tensor,
+    completion_mask: torch.Tensor,
+) -> torch.Tensor:
+    """(n, t, H) final hidden states of n completions of t tokens on top of their prompts' cached
+    keys and values ((n, heads, P, d) per layer) and (n, P) prompt mask."""
+    mask = torch.cat([prompt_mask, completion_mask], dim=1)  # (n, P + t)
+    return model.base_model(
+        input_ids=completion_ids,
+        attention_mask=mask.long(),
+        position_ids=position_ids_from_mask(mask)[:, prompt_mask.shape[1] :],
+        past_key_values=DynamicCache(ddp_cache_data=prompt_kv),
+        use_cache=True,
+    ).last_hidden_state
 
 
 def _grouped(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, group_size: int) -> bool:
