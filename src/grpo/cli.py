@@ -1,4 +1,4 @@
-"""The `grpo` command: train, eval, sft, compare and report. User errors become one line on stderr and exit code 2."""
+"""The `grpo` command: train, eval, sft, compare, report and bench; user errors become one line and exit 2."""
 
 from __future__ import annotations
 
@@ -32,6 +32,12 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("overrides", nargs="*", help="key=value overrides applied to every method alike")
     report = commands.add_parser("report", help="write RUN_DIR/report.html: plots and best/worst completions")
     report.add_argument("run_dir", type=Path, help="a run directory (holds metrics.jsonl)")
+    bench = commands.add_parser("bench", help="speed and memory benchmarks against their peers (one JSON line)")
+    benchmarks = bench.add_subparsers(dest="benchmark", required=True)
+    from grpo.bench import BENCHMARKS
+
+    for name, (summary, add_arguments) in BENCHMARKS.items():
+        add_arguments(benchmarks.add_parser(name, help=summary))
     return parser
 
 
@@ -125,12 +131,16 @@ def _report(args: argparse.Namespace) -> int:
 
     print(f"report written to {write_report(args.run_dir)}")
     return 0
+def _bench(args: argparse.Namespace) -> int:
+    import importlib
+
+    return importlib.import_module(f"grpo.bench.{args.benchmark}").main(args)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `grpo` console script."""
     args = _parser().parse_args(argv)
-    handlers = {"train": _train, "eval": _eval, "sft": _sft, "compare": _compare, "report": _report}
+    handlers = {"train": _train, "eval": _eval, "sft": _sft, "compare": _compare, "report": _report, "bench": _bench}
     try:
         return handlers[args.command](args)
     except UserError as error:

@@ -15,6 +15,7 @@ from dataclasses import fields, replace
 import torch
 from transformers.cache_utils import Cache
 
+from grpo.rollout.kv_cache import preallocate
 from grpo.rollout.sampling import sample_next_token
 from grpo.rollout.types import RolloutBatch, SamplingParams
 
@@ -47,6 +48,7 @@ def generate(
     eos_token_id: int,
     pad_token_id: int,
     generator: torch.Generator | None = None,
+    fast: bool = True,
 ) -> RolloutBatch:
     """Sample `group_size` completions for each prompt with a KV cache.
 
@@ -65,6 +67,10 @@ def generate(
         eos_token_id: the token that ends a completion.
         pad_token_id: the id written into padding (prompt left padding, completion right padding).
         generator: seeded source of randomness on the model's device; None uses torch's global one.
+        fast: use the preallocated KV cache (`grpo.rollout.kv_cache`) and drop finished rows from
+            the batch as they accumulate. False runs the plain path: the model's own cache, every
+            row computed to the end. Greedy results are the same; sampled ones are equally
+            distributed but draw different random numbers once rows are dropped.
 
     Returns:
         A RolloutBatch of N = B*G prompt-major rows on the model's device.
@@ -74,7 +80,9 @@ def generate(
     model.eval()
     try:
         with torch.inference_mode():
-            batch = _sample_batch(model, prompts, group_size, params, eos_token_id, pad_token_id, generator)
+            batch = _sample_batch(
+                model, prompts, group_size, params, (eos_token_id, pad_token_id), generator, fast
+            )
     finally:
         model.train(was_training)
     # Tensors made under inference_mode cannot be saved for backward (the trainer's gather on
@@ -88,21 +96,26 @@ def _sample_batch(
     prompts: list[list[int]],
     group_size: int,
     params: SamplingParams,
-    eos_token_id: int,
-    pad_token_id: int,
+    ids_pads: tuple[int, int],
     generator: torch.Generator | None,
+    fast: bool,
 ) -> RolloutBatch:
     """Prefill the B prompts once, repeat cache and logits G times (prompt-major), then decode."""
+    eos_token_id, pad_token_id = ids_pads
     device = next(model.parameters()).device
     prompt_ids, prompt_mask = _left_pad(prompts, pad_token_id, device)  # (B, P) each
     logits, cache = _prefill(model, prompt_ids, prompt_mask)  # (B, V), B-row cache
+    capacity = prompt_ids.shape[1] + params.max_new_tokens
+    # The fast path copies the prompt cache once into preallocated N-row buffers (repeated G times);
+    # the plain path keeps the model's own cache and expands it with batch_repeat_interleave.
+    expanded = fast and preallocate(cache, capacity, group_size)
     if group_size > 1:
         logits = logits.repeat_interleave(group_size, dim=0)  # (N, V)
-        cache = _repeat_cache(cache, group_size)
+        cache = cache if expanded else _repeat_cache(cache, group_size)
         prompt_ids = prompt_ids.repeat_interleave(group_size, dim=0)  # (N, P)
         prompt_mask = prompt_mask.repeat_interleave(group_size, dim=0)  # (N, P)
     ids, mask, logprobs, finished = _decode(
-        model, logits, cache, prompt_mask, params, eos_token_id, pad_token_id, generator
+        model, logits, cache, prompt_mask, params, (eos_token_id, pad_token_id), generator, fast
     )
     return RolloutBatch(
         prompt_ids=prompt_ids,
@@ -195,43 +208,67 @@ def _decode(
     cache: Cache | LegacyCache,
     prompt_mask: torch.Tensor,
     params: SamplingParams,
-    eos_token_id: int,
-    pad_token_id: int,
+    ids_pads: tuple[int, int],
     generator: torch.Generator | None,
+    compact: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Sample up to max_new_tokens tokens per row, one cached forward step per token.
 
-    Takes the (N, V) logits after the prompt, the N-row prompt cache and the (N, P) prompt mask.
+    Takes the (N, V) logits after the prompt, the N-row prompt cache, the (N, P) prompt mask and
+    (eos_token_id, pad_token_id). With `compact`, rows that have finished are dropped from the
+    batch (cache, mask, positions) once they make up a quarter of it, so they stop costing compute;
+    `active` maps each remaining row to its row in the output. Without it every row keeps running
+    to the end, feeding padding after its EOS (the plain reference path).
     Returns completion_ids (N, T) long, completion_mask (N, T) bool, sampler_logprobs (N, T) float32
     (as documented on RolloutBatch) and finished (N,) bool, True where an EOS was produced.
     """
+    eos_token_id, pad_token_id = ids_pads
     n, width = prompt_mask.shape
     steps = params.max_new_tokens
     device = prompt_mask.device
-    ids = torch.full((n, steps), pad_token_id, dtype=torch.long, device=device)  # (N, T_max)
-    mask = torch.zeros((n, steps), dtype=torch.bool, device=device)  # (N, T_max)
-    logprobs = torch.zeros((n, steps), dtype=torch.float32, device=device)  # (N, T_max)
-    finished = torch.zeros(n, dtype=torch.bool, device=device)  # (N,)
-    # (N, P + T_max): every completion slot is attended, including padding after a row's EOS; the
+    # Step-major (T_max, N) buffers, so each step writes one contiguous row; transposed at the end.
+    ids = torch.full((steps, n), pad_token_id, dtype=torch.long, device=device)  # (T_max, N)
+    mask = torch.zeros((steps, n), dtype=torch.bool, device=device)  # (T_max, N)
+    logprobs = torch.zeros((steps, n), dtype=torch.float32, device=device)  # (T_max, N)
+    active = torch.arange(n, device=device)  # (a,) output row of each row still in the batch
+    done = torch.zeros(n, dtype=torch.bool, device=device)  # (a,) True once that row produced EOS
+    # (a, P + T_max): every completion slot is attended, including padding after a row's EOS; the
     # outputs of finished rows are discarded, so what they attend to does not matter.
     attention = torch.cat([prompt_mask.long(), prompt_mask.new_ones((n, steps), dtype=torch.long)], 1)
-    positions = prompt_mask.long().sum(dim=-1, keepdim=True)  # (N, 1) position of completion token 0
+    positions = prompt_mask.long().sum(dim=-1, keepdim=True)  # (a, 1) position of completion token 0
     for t in range(steps):
-        tokens, token_logprobs = sample_next_token(logits, params, generator)  # (N,) each
-        ids[:, t] = tokens.masked_fill(finished, pad_token_id)
-        logprobs[:, t] = token_logprobs.masked_fill(finished, 0.0)
-        mask[:, t] = ~finished
-        finished = finished | (tokens == eos_token_id)
-        # One host sync per step (not per row) to stop once every row has produced its EOS.
-        if t == steps - 1 or bool(finished.all()):
+        tokens, token_logprobs = sample_next_token(logits, params, generator)  # (a,) each
+        fed = tokens.masked_fill(done, pad_token_id)  # (a,)
+        ids[t].index_copy_(0, active, fed)
+        logprobs[t].index_copy_(0, active, token_logprobs.masked_fill(done, 0.0))
+        mask[t].index_copy_(0, active, ~done)
+        done = done | (tokens == eos_token_id)
+        # One host sync per step (not per row): stop once every row has produced its EOS.
+        finished_rows = int(done.sum())
+        if t == steps - 1 or finished_rows == active.numel():
             break
+        if compact and finished_rows > 0 and 4 * finished_rows >= active.numel():
+            keep = (~done).nonzero().squeeze(-1)  # (a',) rows still generating
+            cache = _select_rows(cache, keep)
+            active, done, fed = active[keep], done[keep], fed[keep]
+            attention, positions = attention[keep], positions[keep]
         out = model(
-            input_ids=ids[:, t : t + 1],
+            input_ids=fed.unsqueeze(-1),
             attention_mask=attention[:, : width + t + 1],
             position_ids=positions + t,
             past_key_values=cache,
             use_cache=True,
         )
-        logits, cache = out.logits[:, -1, :], out.past_key_values  # (N, V)
+        logits, cache = out.logits[:, -1, :], out.past_key_values  # (a, V)
+    finished = torch.ones(n, dtype=torch.bool, device=device)  # rows compacted away had finished
+    finished[active] = done
     length = t + 1
-    return ids[:, :length], mask[:, :length], logprobs[:, :length], finished
+    return ids[:length].t().contiguous(), mask[:length].t().contiguous(), logprobs[:length].t().contiguous(), finished
+
+
+def _select_rows(cache: Cache | LegacyCache, keep: torch.Tensor) -> Cache | LegacyCache:
+    """Keep only rows `keep` of the cache (transformers Cache or the legacy tuple format)."""
+    if isinstance(cache, Cache):
+        cache.batch_select_indices(keep)
+        return cache
+    return tuple(tuple(t.index_select(0, keep) for t in layer) for layer in cache)

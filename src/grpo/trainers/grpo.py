@@ -36,7 +36,7 @@ from grpo.algo import (
     masked_mean,
 )
 from grpo.config.schema import RunConfig
-from grpo.models.logprobs import completion_logprobs
+from grpo.models.logprobs import completion_logprobs, grouped_completion_logprobs
 from grpo.rewards import exact_answer
 from grpo.rewards.combine import WeightedReward, score_weighted, single
 from grpo.rewards.guard import RewardGuard
@@ -128,17 +128,39 @@ def _micro_batches(n: int, size: int) -> Iterator[slice]:
 @torch.no_grad()
 def policy_logprobs(model: torch.nn.Module, batch: RolloutBatch, temperature: float, size: int) -> torch.Tensor:
     """(N, T) log-probs of the sampled tokens under `model`, without gradient, in micro-batches."""
-    input_ids, attention_mask = batch.sequences()
-    T = batch.completion_ids.shape[1]
-    parts = [
-        completion_logprobs(model, input_ids[rows], attention_mask[rows], T, temperature)[0]
-        for rows in _micro_batches(batch.num_completions, size)
-    ]
+    parts = [rows_logprobs(model, batch, rows, temperature)[0] for rows in _micro_batches(batch.num_completions, size)]
     return torch.cat(parts) * batch.completion_mask
 
 
+def rows_logprobs(
+    model: torch.nn.Module, batch: RolloutBatch, rows: slice, temperature: float, entropy_grad: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n, T) log-probs and entropies of rows `rows`, each prompt forwarded once per group.
+
+    An entropy bonus needs the entropy's gradient, which only the plain full-logits path keeps.
+    """
+    if entropy_grad:
+        input_ids, attention_mask = batch.sequences()
+        T = batch.completion_ids.shape[1]
+        return completion_logprobs(model, input_ids[rows], attention_mask[rows], T, temperature, entropy_grad=True)
+    return grouped_completion_logprobs(
+        model,
+        batch.prompt_ids[rows],
+        batch.prompt_mask[rows],
+        batch.completion_ids[rows],
+        batch.completion_mask[rows],
+        batch.group_size,
+        temperature,
+    )
+
+
 def old_policy_logprobs(ctx: GRPOContext, batch: RolloutBatch) -> torch.Tensor | None:
-    """Phase 4a: pi_old's log-probs, needed only when mu > 1 (with mu = 1, pi_old is pi_theta)."""
+    """Phase 4a: pi_old's log-probs, needed only when mu > 1 (with mu = 1, pi_old is pi_theta).
+
+    They are recomputed through the trainer's own forward path rather than taken from the sampler:
+    the sampler's KV-cache log-probs agree only to about 1e-5 (tests/models/test_logprobs.py), and
+    the first of the mu passes must see a ratio of exactly 1.
+    """
     if ctx.config.algo.mu == 1:
         return None
     with ctx.autocast():
@@ -166,12 +188,10 @@ def _micro_batch_loss(
 ) -> tuple[torch.Tensor, Stats]:
     """Loss of rows `rows`: clipped surrogate + beta * KL, aggregated with the batch normaliser."""
     algo, batch = ctx.config.algo, scored.batch
-    input_ids, attention_mask = batch.sequences()
     mask = batch.completion_mask[rows]  # (n, T)
     with ctx.autocast():
-        logprobs, entropy = completion_logprobs(
-            ctx.train_model, input_ids[rows], attention_mask[rows], mask.shape[1], ctx.config.rollout.temperature,
-            entropy_grad=algo.entropy_coef > 0,
+        logprobs, entropy = rows_logprobs(
+            ctx.train_model, batch, rows, ctx.config.rollout.temperature, entropy_grad=algo.entropy_coef > 0
         )
     old_logprobs = logprobs.detach() if old is None else old[rows]  # ratio exactly 1 when mu == 1
     log_ratio = RATIO_LEVELS.get(algo.ratio_level)(logprobs, old_logprobs, mask)

@@ -1,0 +1,30 @@
+"""Speed and memory benchmarks (`grpo bench generate|logprob|step`), each printing one JSON line.
+
+Every benchmark runs this project's path and its peer (transformers `generate`, the full-logits
+log-prob path, TRL's `GRPOTrainer`) in the same process, alternating A B A B, and reports medians,
+their ratio and how idle the machine was. Never asserted in tests: figures go to docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+
+def _options(module: str) -> Callable[[argparse.ArgumentParser], None]:
+    """The add_arguments of a benchmark module, imported only when the parser is built."""
+
+    def add(parser: argparse.ArgumentParser) -> None:
+        import importlib
+
+        importlib.import_module(f"grpo.bench.{module}").add_arguments(parser)
+
+    return add
+
+
+# name -> (one-line summary, function adding its options to an argparse parser)
+BENCHMARKS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
+    "generate": ("new tokens/s of the rollout engine vs transformers generate", _options("generate")),
+    "logprob": ("peak memory of chunked vs full-logits log-probs + backward", _options("logprob")),
+    "step": ("seconds per GRPO step vs TRL GRPOTrainer", _options("step")),
+}

@@ -1,0 +1,100 @@
+"""`grpo bench generate`: new tokens per second of the rollout engine against transformers `generate`.
+
+Both sample G completions for each of B prompts from the same model with the same settings
+(temperature, top-k, top-p, max_new_tokens, EOS and pad ids); transformers gets the prompts
+left-padded with `num_return_sequences=G`. A new token is one that counts in a completion (up to
+and including its EOS), read the same way from both outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from grpo.bench.common import alternate, arithmetic_examples, emit, load, machine, model_dir
+from grpo.rollout import SamplingParams, generate
+
+
+def _ours(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: list[list[int]], group_size: int,
+          params: SamplingParams, generator: torch.Generator, fast: bool = True) -> int:
+    batch = generate(model, prompts, group_size=group_size, params=params, eos_token_id=tokenizer.eos_token_id,
+                     pad_token_id=tokenizer.pad_token_id, generator=generator, fast=fast)
+    return int(batch.completion_mask.sum())
+
+
+def _transformers(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: list[str], group_size: int,
+                  params: SamplingParams) -> int:
+    inputs = tokenizer(texts, return_tensors="pt", padding=True)  # left padding (load_tokenizer sets it)
+    with torch.inference_mode():
+        out = model.generate(
+            **inputs,
+            do_sample=True,
+            temperature=params.temperature,
+            top_k=params.top_k,
+            top_p=params.top_p,
+            max_new_tokens=params.max_new_tokens,
+            num_return_sequences=group_size,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    new = out[:, inputs["input_ids"].shape[1] :]  # (N, T)
+    is_eos = new == tokenizer.eos_token_id
+    # Tokens up to and including the first EOS count; rows without EOS count every token.
+    before_first_eos = (is_eos.cumsum(dim=1) - is_eos.long()) == 0
+    return int(before_first_eos.sum())
+
+
+def run(size: str, prompts: int, group_size: int, max_new_tokens: int, repeats: int, threads: int) -> dict:
+    """Time both generators, alternating, and return the benchmark's record."""
+    torch.set_num_threads(threads)
+    start = machine()
+    with tempfile.TemporaryDirectory() as tmp:
+        model, tokenizer = load(model_dir(size, Path(tmp)))
+    model.eval()
+    texts = [example.prompt for example in arithmetic_examples(prompts)]
+    ids = [tokenizer(text)["input_ids"] for text in texts]
+    params = SamplingParams(temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=max_new_tokens)
+    generator = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    contenders = {
+        "grpo": lambda: _ours(model, tokenizer, ids, group_size, params, generator),
+        "grpo_plain_path": lambda: _ours(model, tokenizer, ids, group_size, params, generator, fast=False),
+        "transformers": lambda: _transformers(model, tokenizer, texts, group_size, params),
+    }
+    tokens = {name: [] for name in contenders}
+    timed = {name: (lambda name=name, run=run: tokens[name].append(run())) for name, run in contenders.items()}
+    timings, _ = alternate(timed, repeats)
+    record: dict = {"benchmark": "generate", "model": size, "prompts": prompts, "group_size": group_size,
+                    "max_new_tokens": max_new_tokens, "repeats": repeats, "machine": start}
+    for name, timing in timings.items():
+        counts = tokens[name][1:]  # the warm-up round is not timed
+        per_second = [count / wall for count, wall in zip(counts, timing.wall)]
+        record[name] = {**timing.median(), "new_tokens_per_run": sorted(counts)[len(counts) // 2],
+                        "new_tokens_per_s": sorted(per_second)[len(per_second) // 2]}
+    ratios = [ours / peer for ours, peer in zip(_rates(tokens["grpo"], timings["grpo"].wall),
+                                                 _rates(tokens["transformers"], timings["transformers"].wall))]
+    record["ratio_tokens_per_s_vs_transformers"] = sorted(ratios)[len(ratios) // 2]
+    return record
+
+
+def _rates(counts: list[int], walls: list[float]) -> list[float]:
+    return [count / wall for count, wall in zip(counts[1:], walls)]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command-line options of this benchmark (shared by `grpo bench` and benchmarks/)."""
+    parser.add_argument("--model", choices=["tiny", "small"], default="tiny")
+    parser.add_argument("--prompts", type=int, default=4, help="B distinct prompts")
+    parser.add_argument("--group-size", type=int, default=8, help="G completions per prompt")
+    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=7, help="timed rounds (plus one warm-up)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+
+
+def main(args: argparse.Namespace) -> int:
+    emit(run(args.model, args.prompts, args.group_size, args.max_new_tokens, args.repeats, args.threads))
+    return 0

@@ -1,0 +1,42 @@
+"""`grpo bench` runs end to end on tiny settings and prints one JSON line with its peer's ratio."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from grpo.cli import main
+
+
+def _record(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict:
+    assert main(argv) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert len(lines) == 1
+    return json.loads(lines[0])
+
+
+def test_bench_generate_prints_one_json_line_with_the_ratio(capsys: pytest.CaptureFixture[str]) -> None:
+    record = _record(capsys, ["bench", "generate", "--prompts", "2", "--group-size", "2", "--max-new-tokens", "4",
+                              "--repeats", "1", "--threads", "1"])
+    assert record["benchmark"] == "generate"
+    assert record["grpo"]["new_tokens_per_s"] > 0 and record["transformers"]["new_tokens_per_s"] > 0
+    assert record["ratio_tokens_per_s_vs_transformers"] > 0
+    assert len(record["machine"]["loadavg_1_5_15"]) == 3
+
+
+def test_bench_logprob_paths_agree_and_report_memory(capsys: pytest.CaptureFixture[str]) -> None:
+    record = _record(capsys, ["bench", "logprob", "--sequences", "2", "--tokens", "8", "--vocab", "64",
+                              "--hidden", "16", "--threads", "1"])
+    full, chunked = record["full_logits"], record["chunked"]
+    assert full["checksum"] == pytest.approx(chunked["checksum"], rel=1e-5)
+    assert full["peak_bytes"] > 0 and "ratio_path_bytes_chunked_over_full" in record
+
+
+def test_bench_step_without_trl_reports_the_phase_split(capsys: pytest.CaptureFixture[str]) -> None:
+    record = _record(capsys, ["bench", "step", "--prompts", "2", "--group-size", "2", "--max-new-tokens", "4",
+                              "--steps", "1", "--rounds", "1", "--no-trl", "--threads", "1"])
+    split = record["grpo"]
+    for phase in ("generation_s", "scoring_s", "logprobs_s", "forward_backward_s", "optimizer_s"):
+        assert split[phase] >= 0, phase
+    assert split["s_per_step"] >= split["generation_s"]
