@@ -30,6 +30,7 @@ from grpo.config import load_config
 from grpo.errors import UserError
 from grpo.models.load import frozen_copy, load_policy, load_tokenizer
 from grpo.rewards import exact_answer
+from grpo.rewards.combine import single
 from grpo.trainers.grpo import GRPOContext
 from grpo.trainers.optim import build_optimizer
 
@@ -67,7 +68,7 @@ def _our_trainer(path: Path, args: argparse.Namespace, clock: PhaseClock) -> Cal
     policy = load_policy(path, "float32", torch.device("cpu"))
     ctx = GRPOContext(policy=policy, train_model=policy, reference=frozen_copy(policy) if args.beta > 0 else None,
                       tokenizer=load_tokenizer(path), optim=build_optimizer(policy.parameters(), config.optim),
-                      config=config, generator=torch.Generator().manual_seed(0), reward_fn=exact_answer)
+                      config=config, generator=torch.Generator().manual_seed(0), rewards=single(exact_answer))
 
     def step(examples: list) -> dict:
         # The phase functions are swapped for timed wrappers during the step only, so grpo_step

@@ -28,6 +28,13 @@ LENGTH_BUCKETS = 4
 _PLAIN_HEAD: weakref.WeakKeyDictionary[torch.nn.Module, bool] = weakref.WeakKeyDictionary()
 
 
+def decoder_body(model: torch.nn.Module) -> torch.nn.Module:
+    """The transformer below the output layer, reached through a peft wrapper (whose adapters live
+    inside the wrapped model, so enabling or disabling them still applies)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return getattr(inner, "base_model", inner)
+
+
 def output_layer(model: torch.nn.Module) -> Head | None:
     """The output layer's (V, H) weight and (V,) bias (or None) when logits are exactly
     `lm_head(base_model(...).last_hidden_state)`; None when they are not (logit scaling or soft
@@ -38,7 +45,7 @@ def output_layer(model: torch.nn.Module) -> Head | None:
     is remembered per model object.
     """
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    if not isinstance(head, torch.nn.Linear) or getattr(model, "base_model", model) is model:
+    if not isinstance(head, torch.nn.Linear) or decoder_body(model) is model:
         return None
     if model not in _PLAIN_HEAD:
         _PLAIN_HEAD[model] = _logits_come_from_head(model, head)
@@ -52,7 +59,7 @@ def _logits_come_from_head(model: torch.nn.Module, head: torch.nn.Linear) -> boo
     try:
         ids = torch.tensor([[0, 1]], device=head.weight.device)
         logits = model(input_ids=ids, use_cache=False).logits.float()  # (1, 2, V)
-        hidden = model.base_model(input_ids=ids, use_cache=False).last_hidden_state
+        hidden = decoder_body(model)(input_ids=ids, use_cache=False).last_hidden_state
         return torch.allclose(head(hidden).float(), logits, rtol=1e-4, atol=1e-4)
     finally:
         model.train(was_training)
@@ -97,7 +104,7 @@ def completion_logprobs(
     if head is None or entropy_grad:  # the chunked path's entropy carries no gradient
         logits = model(**inputs, logits_to_keep=T + 1).logits[:, :-1]  # (N, T, V): t predicts t+1
         return full_logits_logprobs(logits, targets, temperature, entropy_grad)
-    hidden = model.base_model(**inputs).last_hidden_state[:, -(T + 1) : -1]  # (N, T, H)
+    hidden = decoder_body(model)(**inputs).last_hidden_state[:, -(T + 1) : -1]  # (N, T, H)
     return chunked_logprobs(hidden, *head, targets, temperature)
 
 
@@ -151,7 +158,7 @@ def grouped_completion_logprobs(
     prefix = None
     if head is not None and G > 1 and _grouped(prompt_ids, prompt_mask, G):
         unique_mask = prompt_mask[::G]  # (B, P)
-        prefix = model.base_model(
+        prefix = decoder_body(model)(
             input_ids=prompt_ids[::G],
             attention_mask=unique_mask.long(),
             position_ids=position_ids_from_mask(unique_mask),
@@ -193,7 +200,7 @@ def _completion_hidden(
     """(n, t, H) final hidden states of n completions of t tokens on top of their prompts' cached
     keys and values ((n, heads, P, d) per layer) and (n, P) prompt mask."""
     mask = torch.cat([prompt_mask, completion_mask], dim=1)  # (n, P + t)
-    return model.base_model(
+    return decoder_body(model)(
         input_ids=completion_ids,
         attention_mask=mask.long(),
         position_ids=position_ids_from_mask(mask)[:, prompt_mask.shape[1] :],
