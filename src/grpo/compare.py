@@ -144,7 +144,7 @@ def run_compare(
     (output / "compare.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
     (output / "compare.md").write_text(markdown_table(results))
     if not plot(results, output / "compare.png"):
-        print("compare: matplotlib is not installed, so no plot (pip install 'grpo[plot]')", flush=True)
+        print("compare: matplotlib is not installed, so no plot (pip install matplotlib)", flush=True)
     return results
 
 
