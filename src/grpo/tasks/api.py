@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -34,3 +34,21 @@ class Task(Protocol):
     def sample(self, rng: random.Random, split: str) -> Example: ...
 
     def test_examples(self) -> list[Example]: ...
+
+
+def distinct_examples(draw: Callable[[], Example], count: int, attempts: int) -> list[Example]:
+    """Up to `count` examples with distinct prompts, from at most `attempts` draws (in draw order).
+
+    Generated tasks build their fixed held-out sets this way; fewer than `count` means the task's
+    settings cannot produce that many distinct prompts, which the caller reports.
+    """
+    seen: set[str] = set()
+    examples: list[Example] = []
+    for _ in range(attempts):
+        example = draw()
+        if example.prompt not in seen:
+            seen.add(example.prompt)
+            examples.append(example)
+            if len(examples) == count:
+                break
+    return examples

@@ -19,7 +19,7 @@ import hashlib
 import random
 from dataclasses import dataclass
 
-from grpo.tasks.api import Example
+from grpo.tasks.api import Example, distinct_examples
 
 OPERATORS = ("+", "-", "*")
 TEST_BUCKETS = 10  # one hash bucket in ten is held out
@@ -155,12 +155,8 @@ class ArithmeticTask:
 
     def test_examples(self, seed: int = 1234) -> list[Example]:
         """The held-out set: `test_size` distinct test-bucket expressions, the same for a given seed."""
-        rng, seen, examples = random.Random(seed), set(), []
-        for _ in range(50 * self.test_size):
-            example = self.sample(rng, "test")
-            if example.prompt not in seen:
-                seen.add(example.prompt)
-                examples.append(example)
-                if len(examples) == self.test_size:
-                    return examples
-        raise ValueError(f"only {len(examples)} distinct test expressions exist; lower task.test_size")
+        rng = random.Random(seed)
+        examples = distinct_examples(lambda: self.sample(rng, "test"), self.test_size, 50 * self.test_size)
+        if len(examples) < self.test_size:
+            raise ValueError(f"only {len(examples)} distinct test expressions exist; lower task.test_size")
+        return examples

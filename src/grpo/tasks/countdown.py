@@ -16,7 +16,7 @@ from fractions import Fraction
 
 from grpo.errors import UserError
 from grpo.rewards.countdown import evaluate_equation
-from grpo.tasks.api import Example
+from grpo.tasks.api import Example, distinct_examples
 
 DEFAULT_COLUMNS = {"nums": "nums", "target": "target"}
 QUESTION = (
@@ -74,13 +74,9 @@ class CountdownTask:
                 return make_example(nums, target, self.render)
 
     def test_examples(self, seed: int = 1234) -> list[Example]:
-        rng, seen, examples = random.Random(seed), set(), []
-        for _ in range(50 * self.test_size):
-            example = self.sample(rng, "test")
-            if example.prompt not in seen:
-                seen.add(example.prompt)
-                examples.append(example)
-                if len(examples) == self.test_size:
-                    return examples
+        rng = random.Random(seed)
+        examples = distinct_examples(lambda: self.sample(rng, "test"), self.test_size, 50 * self.test_size)
+        if len(examples) == self.test_size:
+            return examples
         raise UserError(f"task.test_size: only {len(examples)} distinct Countdown problems found; "
                         "raise task.countdown_max_number or lower task.test_size")
