@@ -3,7 +3,8 @@
 Both sample G completions for each of B prompts from the same model with the same settings
 (temperature, top-k, top-p, max_new_tokens, EOS and pad ids); transformers gets the prompts
 left-padded with `num_return_sequences=G`. A new token is one that counts in a completion (up to
-and including its EOS), read the same way from both outputs.
+and including its EOS), read the same way from both outputs. With `--compile` a third contender,
+`grpo_compiled`, runs the engine with `compile=True` (its compile happens in the untimed warm-up round).
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from grpo.rollout import SamplingParams, generate
 
 
 def _ours(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: list[list[int]], group_size: int,
-          params: SamplingParams, generator: torch.Generator, fast: bool = True) -> int:
+          params: SamplingParams, generator: torch.Generator, fast: bool = True, compile: bool = False) -> int:
     batch = generate(model, prompts, group_size=group_size, params=params, eos_token_id=tokenizer.eos_token_id,
-                     pad_token_id=tokenizer.pad_token_id, generator=generator, fast=fast)
+                     pad_token_id=tokenizer.pad_token_id, generator=generator, fast=fast, compile=compile)
     return int(batch.completion_mask.sum())
 
 
@@ -48,7 +49,8 @@ def _transformers(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, te
     return int(before_first_eos.sum())
 
 
-def run(size: str, prompts: int, group_size: int, max_new_tokens: int, repeats: int, threads: int) -> dict:
+def run(size: str, prompts: int, group_size: int, max_new_tokens: int, repeats: int, threads: int,
+        compile: bool = False) -> dict:
     """Time both generators, alternating, and return the benchmark's record."""
     torch.set_num_threads(threads)
     start = machine()
@@ -65,6 +67,8 @@ def run(size: str, prompts: int, group_size: int, max_new_tokens: int, repeats: 
         "grpo_plain_path": lambda: _ours(model, tokenizer, ids, group_size, params, generator, fast=False),
         "transformers": lambda: _transformers(model, tokenizer, texts, group_size, params),
     }
+    if compile:
+        contenders["grpo_compiled"] = lambda: _ours(model, tokenizer, ids, group_size, params, generator, compile=True)
     tokens = {name: [] for name in contenders}
     timed = {name: (lambda name=name, run=run: tokens[name].append(run())) for name, run in contenders.items()}
     timings, _ = alternate(timed, repeats)
@@ -78,6 +82,10 @@ def run(size: str, prompts: int, group_size: int, max_new_tokens: int, repeats: 
     ratios = [ours / peer for ours, peer in zip(_rates(tokens["grpo"], timings["grpo"].wall),
                                                  _rates(tokens["transformers"], timings["transformers"].wall))]
     record["ratio_tokens_per_s_vs_transformers"] = sorted(ratios)[len(ratios) // 2]
+    if compile:
+        ratios = [ours / peer for ours, peer in zip(_rates(tokens["grpo_compiled"], timings["grpo_compiled"].wall),
+                                                     _rates(tokens["transformers"], timings["transformers"].wall))]
+        record["ratio_compiled_tokens_per_s_vs_transformers"] = sorted(ratios)[len(ratios) // 2]
     return record
 
 
@@ -93,8 +101,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=7, help="timed rounds (plus one warm-up)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--compile", action="store_true", help="also time the engine with rollout.compile")
 
 
 def main(args: argparse.Namespace) -> int:
-    emit(run(args.model, args.prompts, args.group_size, args.max_new_tokens, args.repeats, args.threads))
+    emit(run(args.model, args.prompts, args.group_size, args.max_new_tokens, args.repeats, args.threads,
+             args.compile))
     return 0

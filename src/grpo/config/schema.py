@@ -136,6 +136,8 @@ class RolloutConfig(Section):
     temperature: float = Field(1.0, gt=0, description="Sampling temperature (the trainer uses the same).")
     top_k: int = Field(0, ge=0, description="Sample from the k most likely tokens; 0 is off.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass; 1.0 is off.")
+    compile: bool = Field(False, description="torch.compile the decode step over a static KV cache (no "
+                          "row compaction; first step compiles; unsupported models run eager with a warning).")
 
 
 class AlgoConfig(Section):

@@ -10,11 +10,13 @@ the attention mask so padding does not shift positions.
 from __future__ import annotations
 
 import inspect
+import warnings
 from dataclasses import fields, replace
 
 import torch
 from transformers.cache_utils import Cache
 
+from grpo.rollout.compiled import FAILED, decode_static, static_cache
 from grpo.rollout.kv_cache import preallocate
 from grpo.rollout.sampling import sample_next_token
 from grpo.rollout.types import RolloutBatch, SamplingParams
@@ -49,6 +51,7 @@ def generate(
     pad_token_id: int,
     generator: torch.Generator | None = None,
     fast: bool = True,
+    compile: bool = False,
 ) -> RolloutBatch:
     """Sample `group_size` completions for each prompt with a KV cache.
 
@@ -71,6 +74,10 @@ def generate(
             the batch as they accumulate. False runs the plain path: the model's own cache, every
             row computed to the end. Greedy results are the same; sampled ones are equally
             distributed but draw different random numbers once rows are dropped.
+        compile: decode through a `torch.compile`d per-token step over a static KV cache
+            (`grpo.rollout.compiled`: no compaction of finished rows, so shapes stay static). The
+            first call compiles (tens of seconds on CPU). A model it cannot handle, or a compile
+            error, falls back to the eager path with one warning (and is not compiled again).
 
     Returns:
         A RolloutBatch of N = B*G prompt-major rows on the model's device.
@@ -80,8 +87,8 @@ def generate(
     model.eval()
     try:
         with torch.inference_mode():
-            batch = _sample_batch(
-                model, prompts, group_size, params, (eos_token_id, pad_token_id), generator, fast
+            batch = _sample_with_fallback(
+                model, prompts, group_size, params, (eos_token_id, pad_token_id), generator, (fast, compile)
             )
     finally:
         model.train(was_training)
@@ -89,6 +96,34 @@ def generate(
     # completion_ids would fail), so the batch handed out holds ordinary copies.
     copies = {f.name: getattr(batch, f.name).clone() for f in fields(batch) if f.name != "group_size"}
     return replace(batch, **copies)
+
+
+def _sample_with_fallback(
+    model: torch.nn.Module,
+    prompts: list[list[int]],
+    group_size: int,
+    params: SamplingParams,
+    ids_pads: tuple[int, int],
+    generator: torch.Generator | None,
+    fast_compile: tuple[bool, bool],
+) -> RolloutBatch:
+    """`_sample_batch` compiled when asked and possible, else eager (one warning per model)."""
+    fast, compile = fast_compile
+    if compile and model not in FAILED:
+        state = generator.get_state() if generator is not None else None
+        try:
+            batch = _sample_batch(model, prompts, group_size, params, ids_pads, generator, fast, compile=True)
+            if batch is not None:
+                return batch
+            reason = "its KV cache is not a plain full-attention DynamicCache"
+        except Exception as error:  # noqa: BLE001 - any failure to compile or run compiled means: run eager
+            reason = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:200]}"
+        FAILED.add(model)
+        warnings.warn(f"rollout.compile: decoding {type(model).__name__} eagerly instead ({reason})",
+                      RuntimeWarning, stacklevel=4)
+        if state is not None:
+            generator.set_state(state)  # the eager run draws the same random numbers a fresh one would
+    return _sample_batch(model, prompts, group_size, params, ids_pads, generator, fast)
 
 
 def _sample_batch(
@@ -99,8 +134,13 @@ def _sample_batch(
     ids_pads: tuple[int, int],
     generator: torch.Generator | None,
     fast: bool,
-) -> RolloutBatch:
-    """Prefill the B prompts once, repeat cache and logits G times (prompt-major), then decode."""
+    compile: bool = False,
+) -> RolloutBatch | None:
+    """Prefill the B prompts once, repeat cache and logits G times (prompt-major), then decode.
+
+    With `compile`, returns None (before drawing any random number) when the cache is of a kind the
+    compiled path does not handle.
+    """
     eos_token_id, pad_token_id = ids_pads
     device = next(model.parameters()).device
     prompt_ids, prompt_mask = _left_pad(prompts, pad_token_id, device)  # (B, P) each
@@ -108,15 +148,23 @@ def _sample_batch(
     capacity = prompt_ids.shape[1] + params.max_new_tokens
     # The fast path copies the prompt cache once into preallocated N-row buffers (repeated G times);
     # the plain path keeps the model's own cache and expands it with batch_repeat_interleave.
-    expanded = fast and preallocate(cache, capacity, group_size)
+    static = static_cache(model, cache, capacity, group_size) if compile else None
+    if compile and static is None:
+        return None
+    expanded = static is not None or (fast and preallocate(cache, capacity, group_size))
     if group_size > 1:
         logits = logits.repeat_interleave(group_size, dim=0)  # (N, V)
         cache = cache if expanded else _repeat_cache(cache, group_size)
         prompt_ids = prompt_ids.repeat_interleave(group_size, dim=0)  # (N, P)
         prompt_mask = prompt_mask.repeat_interleave(group_size, dim=0)  # (N, P)
-    ids, mask, logprobs, finished = _decode(
-        model, logits, cache, prompt_mask, params, (eos_token_id, pad_token_id), generator, fast
-    )
+    if static is not None:
+        ids, mask, logprobs, finished = decode_static(
+            model, logits, static, prompt_mask, params, (eos_token_id, pad_token_id), generator
+        )
+    else:
+        ids, mask, logprobs, finished = _decode(
+            model, logits, cache, prompt_mask, params, (eos_token_id, pad_token_id), generator, fast
+        )
     return RolloutBatch(
         prompt_ids=prompt_ids,
         prompt_mask=prompt_mask,

@@ -104,6 +104,7 @@ def sample_rollouts(ctx: GRPOContext, examples: list[Example]) -> RolloutBatch:
             eos_token_id=ctx.tokenizer.eos_token_id,
             pad_token_id=ctx.tokenizer.pad_token_id,
             generator=ctx.generator,
+            compile=rollout.compile,
         )
 
 
