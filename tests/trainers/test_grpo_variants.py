@@ -12,7 +12,7 @@ from grpo.algo import LossNormalizer, soft_overlong_penalty
 from grpo.config import load_config
 from grpo.models.load import frozen_copy, load_policy, load_tokenizer
 from grpo.models.logprobs import completion_logprobs
-from grpo.rewards.combine import single
+from grpo.rewards.combine import WeightedReward, single
 from grpo.tasks.api import Example
 from grpo.trainers.grpo import (
     GRPOContext,
@@ -20,6 +20,7 @@ from grpo.trainers.grpo import (
     draw_informative,
     policy_logprobs,
     reference_logprobs,
+    rollout_stats,
     sample_rollouts,
     score_rollouts,
     shape_rewards,
@@ -157,3 +158,20 @@ def test_reference_refresh_copies_the_policy_every_n_steps():
     stats, _ = refreshing([])
     assert float(stats["reference_refreshed"]) == 1 and torch.equal(reference.weight, policy.weight)
     assert with_reference_refresh(step, policy, None, every=2) is step
+
+
+def test_dynamic_sampling_keeps_each_reward_function_s_scores(tiny_model_dir: Path):
+    sevens_where_seven = lambda completions, answer, **_: [float(text.count("7")) if a == "7" else 0.0
+                                                          for text, a in zip(completions, answer)]
+    ctx = make_context(tiny_model_dir, ["algo.dynamic_sampling=true", "algo.max_draws=6",
+                                        "rollout.max_new_tokens=12"], reward_fn=sevens_where_seven)
+    ctx.rewards = [WeightedReward("sevens", sevens_where_seven, 1.0),
+                   WeightedReward("length", lambda completions, **_: [len(t) / 100 for t in completions], 0.5)]
+    ctx.more_prompts = lambda: [Example("1+2*3=", "7")] * 3
+    scored, stats = draw_informative(ctx, [Example("2*3=", "6")] * 3)
+    assert int(stats["informative_groups"]) >= 1
+    assert set(scored.components) == {"sevens", "length"}
+    # the gathered rows keep their per-function scores, so the weighted total still adds up row by row
+    total = scored.components["sevens"] + 0.5 * scored.components["length"]
+    torch.testing.assert_close(total.to(scored.rewards.device), scored.rewards)
+    assert "reward/length" in rollout_stats(scored)

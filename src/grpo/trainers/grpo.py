@@ -112,12 +112,9 @@ def score_rollouts(ctx: GRPOContext, batch: RolloutBatch, examples: list[Example
     """Phases 2 and 3: rule-based rewards (weighted sum of the run's functions), then advantages."""
     texts = ctx.tokenizer.batch_decode(batch.completion_ids, skip_special_tokens=True)
     scored = score_weighted(ctx.rewards, texts, reward_columns(examples, batch.group_size), ctx.reward_guard)
-    rewards, valid = scored.total, scored.valid
-    algo = ctx.config.algo
-    inputs = AdvantageInputs(rewards, valid, batch.group_size, std=algo.std, eps=algo.advantage_eps)
-    advantages = ADVANTAGE_ESTIMATORS.get(algo.advantage)(inputs)
     device = batch.completion_ids.device
-    return Scored(batch, texts, rewards.to(device), valid.to(device), advantages.to(device),
+    rewards, valid = scored.total.to(device), scored.valid.to(device)
+    return Scored(batch, texts, rewards, valid, group_advantages(ctx, rewards, valid, batch.group_size),
                   scored.components, scored.component_valid)
 
 
@@ -235,7 +232,7 @@ def optimisation_pass(ctx: GRPOContext, scored: Scored, old: torch.Tensor | None
 
 
 def group_advantages(ctx: GRPOContext, rewards: torch.Tensor, valid: torch.Tensor, group_size: int) -> torch.Tensor:
-    """(N,) advantages of `rewards` with the configured estimator (as in `score_rollouts`)."""
+    """(N,) advantages of `rewards` (N,) with the configured estimator, on the rewards' device."""
     algo = ctx.config.algo
     inputs = AdvantageInputs(rewards.cpu(), valid.cpu(), group_size, std=algo.std, eps=algo.advantage_eps)
     return ADVANTAGE_ESTIMATORS.get(algo.advantage)(inputs).to(rewards.device)
@@ -247,7 +244,8 @@ def _keep_groups(scored: Scored, keep: torch.Tensor) -> Scored:
     texts = [text for text, kept in zip(scored.texts, rows.tolist()) if kept]
     rows = rows.to(scored.rewards.device)
     return Scored(scored.batch.select_groups(keep), texts, scored.rewards[rows], scored.valid[rows],
-                  scored.advantages[rows])
+                  scored.advantages[rows], {name: v[rows] for name, v in scored.components.items()},
+                  {name: v[rows] for name, v in scored.component_valid.items()})
 
 
 def draw_informative(ctx: GRPOContext, examples: list[Example]) -> tuple[Scored, Stats]:
@@ -277,7 +275,9 @@ def draw_informative(ctx: GRPOContext, examples: list[Example]) -> tuple[Scored,
     batch = concat_rollouts([part.batch for part in parts], ctx.tokenizer.pad_token_id)
     rewards, valid = torch.cat([p.rewards for p in parts]), torch.cat([p.valid for p in parts])
     texts = [text for part in parts for text in part.texts]
-    return Scored(batch, texts, rewards, valid, group_advantages(ctx, rewards, valid, G)), stats
+    gather = lambda field: {name: torch.cat([getattr(p, field)[name] for p in parts]) for name in parts[0].components}
+    return Scored(batch, texts, rewards, valid, group_advantages(ctx, rewards, valid, G),
+                  gather("components"), gather("component_valid")), stats
 
 
 def shape_rewards(

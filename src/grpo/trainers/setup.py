@@ -136,7 +136,3 @@ def rollout_generator(seed: int, device: torch.device) -> torch.Generator:
     generator = torch.Generator(device=device)
     generator.manual_seed(seed * 7919 + dist.rank())
     return generator
-
-
-def describe_path(path: Path | None) -> str:
-    return str(path) if path is not None else "(not written on this rank)"
