@@ -2,9 +2,10 @@
 
 import math
 
+import pytest
 import torch
 
-from grpo.algo.kl import kl_k1, kl_k2, kl_k3
+from grpo.algo.kl import kl_k1, kl_k2, kl_k3, masked_kl
 from grpo.algo.registry import KL_ESTIMATORS
 
 LOG2 = math.log(2.0)
@@ -65,3 +66,24 @@ def test_k3_mean_over_samples_estimates_kl():
     k3 = kl_k3(P.log()[samples].unsqueeze(0), Q.log()[samples].unsqueeze(0))
     # Per-sample std of k3 here is about 0.35, so the standard error is about 0.0025; allow 0.01.
     assert abs(k3.mean().item() - TRUE_KL) < 0.01
+
+
+def test_masked_kl_gives_no_nan_gradient_at_a_padded_far_off_position():
+    # the case: the policy's padded log-prob is -95, the reference's is 0 there, so the raw
+    # log-ratio is 95 and exp(95) overflows fp32; masked_kl zeroes the log-ratio there first.
+    logprobs = torch.tensor([[-1.0, -95.0]], requires_grad=True)
+    ref = torch.tensor([[-1.2, 0.0]])
+    mask = torch.tensor([[True, False]])
+    kl = masked_kl("k3", logprobs, ref, mask)
+    (0.04 * kl.sum()).backward()
+    # t=0: log r = -0.2, k3 = e^-0.2 + 0.2 - 1 = 0.0187308; d k3 / d logp = 1 - e^-0.2 = 0.1812692
+    torch.testing.assert_close(kl, torch.tensor([[0.0187308, 0.0]]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(logprobs.grad, torch.tensor([[0.04 * 0.1812692, 0.0]]), atol=1e-7, rtol=0)
+
+
+def test_k3_clamps_the_log_ratio_at_twenty():
+    # log r = 30 is clamped to 20: k3 = e^20 - 20 - 1, finite, where e^30 would still be finite in fp32 but
+    # e^100 would not
+    value = kl_k3(torch.tensor([-100.0]), torch.tensor([-70.0]))
+    assert float(value) == pytest.approx(math.exp(20) - 21, rel=1e-6)
+    assert torch.isfinite(kl_k3(torch.tensor([-200.0]), torch.tensor([0.0]))).all()

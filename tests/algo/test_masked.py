@@ -4,7 +4,14 @@ import math
 
 import torch
 
-from grpo.algo.masked import masked_mean, masked_sum, masked_var, masked_whiten
+from grpo.algo.masked import (
+    masked_mean,
+    masked_moments,
+    masked_sum,
+    masked_var,
+    masked_whiten,
+    whiten_with_moments,
+)
 
 NAN = float("nan")
 
@@ -60,3 +67,18 @@ def test_masked_whiten_scales_to_unit_variance():
     mask = torch.tensor([True, True, True])
     # Mean 4, unbiased var (16 + 0 + 16) / 2 = 16, std 4 -> [-1, 0, 1].
     assert torch.allclose(masked_whiten(values, mask), torch.tensor([-1.0, 0.0, 1.0]), atol=1e-6)
+
+
+def test_whiten_with_moments_by_hand_and_summed_over_parts():
+    values = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    mask = torch.tensor([True, True, True, False])
+    moments = masked_moments(values, mask)
+    # n = 3, sum = 6, sum of squares = 14 -> mean 2, unbiased var (14 - 3*4) / 2 = 1
+    torch.testing.assert_close(moments, torch.tensor([3.0, 6.0, 14.0], dtype=torch.float64))
+    torch.testing.assert_close(whiten_with_moments(values, mask, moments, eps=0.0), torch.tensor([-1.0, 0.0, 1.0, 0.0]))
+    # two parts (as on two ranks) whitened with their summed moments equal the whole batch's masked_whiten
+    x = torch.randn(6, 5, generator=torch.Generator().manual_seed(0))
+    m = torch.rand(6, 5, generator=torch.Generator().manual_seed(1)) > 0.3
+    total = masked_moments(x[:2], m[:2]) + masked_moments(x[2:], m[2:])
+    parts = torch.cat([whiten_with_moments(x[:2], m[:2], total), whiten_with_moments(x[2:], m[2:], total)])
+    torch.testing.assert_close(parts, masked_whiten(x, m), atol=1e-6, rtol=1e-5)

@@ -22,6 +22,7 @@ from grpo.algo import (
 from grpo.algo.advantages import AdvantageInputs
 from grpo.algo.aggregate import LossNormalizer
 from grpo.algo.gae import gae_advantages_and_returns
+from grpo.algo.kl import masked_kl
 from grpo.algo.masked import masked_mean, masked_sum, masked_whiten
 from grpo.algo.policy_loss import PolicyLossOutput, PolicyLossStats, clipped_surrogate_objective
 from grpo.algo.preference import PreferenceStats
@@ -76,6 +77,7 @@ __all__ = [
     "kl",
     "kl_penalized_rewards",
     "masked",
+    "masked_kl",
     "masked_mean",
     "masked_sum",
     "masked_whiten",

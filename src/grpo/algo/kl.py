@@ -6,9 +6,10 @@ k1 = -log r (unbiased, can be negative, high variance), k2 = (log r)^2 / 2 (bias
 non-negative), k3 = (r - 1) - log r (unbiased, non-negative, low variance).
 Reference: Schulman 2020, "Approximating KL Divergence", http://joschu.net/blog/kl-approx.html.
 
-Conventions: no mask is applied here; the loss aggregation masks the result. Padded positions must
-therefore hold finite log-probs (any finite value), or their inf/NaN would reach the gradient.
-The value is an estimate per sampled token; only its expectation under pi_theta is the KL.
+Conventions: the estimators apply no mask; `masked_kl` is what the trainers call: it sets the
+log-ratio to 0 where the mask is off before any `exp`, so a padded position can never turn into
+0 * inf = NaN in backward. The value is an estimate per sampled token; only its expectation under
+pi_theta is the KL.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import torch
 from torch import Tensor
 
 from grpo.algo.registry import KL_ESTIMATORS
+
+KL_LOG_RATIO_BOUND = 20.0  # |log(pi_ref / pi_theta)| is clamped here inside k3's exp (as verl does)
 
 
 @KL_ESTIMATORS.register("k1")
@@ -50,8 +53,21 @@ def kl_k3(logprobs: Tensor, ref_logprobs: Tensor) -> Tensor:
     Reference: Schulman 2020, "Approximating KL Divergence" (k3); Shao et al. 2024, "DeepSeekMath",
     eq. 4.
     Shapes: logprobs, ref_logprobs (N, T) -> (N, T).
-    Conventions: non-negative because exp(x) >= 1 + x; no clamping of the exponent (verl clamps it
-    to [-20, 20]; we do not, so values are exact).
+    Conventions: non-negative because exp(x) >= 1 + x; the log-ratio is clamped to [-20, 20]
+    (`KL_LOG_RATIO_BOUND`, as verl does) so one far-off token cannot overflow exp in fp32 or bf16;
+    exact for every ratio within e^20.
     """
-    log_r = ref_logprobs - logprobs
+    log_r = (ref_logprobs - logprobs).clamp(-KL_LOG_RATIO_BOUND, KL_LOG_RATIO_BOUND)
     return torch.exp(log_r) - log_r - 1.0
+
+
+def masked_kl(estimator: str, logprobs: Tensor, ref_logprobs: Tensor, completion_mask: Tensor) -> Tensor:
+    """Per-token KL estimate, exactly 0 (value and gradient) where `completion_mask` is False.
+
+    Where the mask is off the reference log-prob is replaced by the policy's own (detached), so the
+    log-ratio there is 0 before any `exp`: padded positions hold arbitrary log-probs (the reference's
+    are 0, the policy's may be -95) and would otherwise overflow and give NaN gradients.
+    Shapes: logprobs, ref_logprobs (N, T) float, completion_mask (N, T) bool -> (N, T).
+    """
+    ref = torch.where(completion_mask, ref_logprobs, logprobs.detach())
+    return KL_ESTIMATORS.get(estimator)(logprobs, ref) * completion_mask

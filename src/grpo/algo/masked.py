@@ -88,3 +88,26 @@ def masked_whiten(values: Tensor, mask: Tensor, shift_mean: bool = True, eps: fl
     if not shift_mean:
         whitened = whitened + mean
     return torch.where(mask, whitened, torch.zeros((), dtype=values.dtype, device=values.device))
+
+
+def masked_moments(values: Tensor, mask: Tensor) -> Tensor:
+    """(count, sum, sum of squares) of the kept entries as a float64 (3,) tensor.
+
+    Moments add up over batches (and ranks), so whitening over a batch split across ranks can use
+    the sums of every part: see `whiten_with_moments`.
+    """
+    kept = values.double()[mask]
+    return torch.stack([torch.tensor(float(kept.numel()), dtype=torch.float64), kept.sum(), (kept**2).sum()])
+
+
+def whiten_with_moments(values: Tensor, mask: Tensor, moments: Tensor, eps: float = 1e-8) -> Tensor:
+    """`masked_whiten` with the mean and unbiased variance taken from `moments` (count, sum, sum of squares).
+
+    Equation: mean = s1 / n, var = (s2 - n * mean^2) / max(n - 1, 1), w = (v - mean) / sqrt(var + eps);
+    masked-out entries of the result are 0.
+    """
+    count, total, squares = moments.unbind()
+    mean = total / count.clamp(min=1)
+    var = ((squares - count * mean**2) / (count - 1).clamp(min=1)).clamp(min=0)
+    whitened = (values.double() - mean) * torch.rsqrt(var + eps)
+    return torch.where(mask, whitened.to(values.dtype), torch.zeros((), dtype=values.dtype, device=values.device))
