@@ -69,10 +69,12 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from grpo.config import load_config
+    from grpo.config.applicability import refuse_unused, user_keys
     from grpo.trainers.train import train
 
     resume, run_dir = _resume_target(args) if args.resume else (None, None)
     config = load_config(run_dir / "config.yaml" if run_dir else args.config, args.overrides)
+    refuse_unused(config.algorithm, user_keys(None if run_dir else args.config, args.overrides))
     result = train(config, resume=resume)
     from grpo import dist
 

@@ -127,15 +127,17 @@ def run_compare(
 ) -> list[MethodResult]:
     """Run every method in a child process with identical settings; write compare.{json,md,png}."""
     from grpo.config import load_config
+    from grpo.config.applicability import applicable_overrides
 
-    shared = [*COMPARE_DEFAULTS, *overrides, f"log.output_dir={output / 'runs'}", "log.progress=false"]
+    shared = [*COMPARE_DEFAULTS, f"log.output_dir={output / 'runs'}", "log.progress=false"]
+    arms = {method: [*shared, *applicable_overrides(method, overrides), f"algorithm={method}",
+                     f"log.run_name={method}"] for method in methods}  # each override only where it applies
     for method in methods:  # validate every configuration before anything runs or is written
-        load_config(config_path, [*shared, f"algorithm={method}", f"log.run_name={method}"])
+        load_config(config_path, arms[method])
     output.mkdir(parents=True, exist_ok=True)
     results = []
     for method in methods:
-        argv = [sys.executable, "-m", "grpo.compare", "--child", str(config_path or ""),
-                *shared, f"algorithm={method}", f"log.run_name={method}"]
+        argv = [sys.executable, "-m", "grpo.compare", "--child", str(config_path or ""), *arms[method]]
         print(f"compare: training {method} ...", flush=True)
         done = subprocess.run(argv)
         if done.returncode != 0:

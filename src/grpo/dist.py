@@ -47,8 +47,35 @@ def all_reduce_mean(values: torch.Tensor) -> torch.Tensor:
 
 def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
     """Sum of `values` across ranks (a copy; identity with one process)."""
+    return _all_reduce(values, torch_dist.ReduceOp.SUM)
+
+
+def _all_reduce(values: torch.Tensor, op: torch_dist.ReduceOp) -> torch.Tensor:
     if world_size() == 1:
         return values
     reduced = values.detach().clone()
-    torch_dist.all_reduce(reduced, op=torch_dist.ReduceOp.SUM)
+    torch_dist.all_reduce(reduced, op=op)
     return reduced
+
+
+def all_reduce_max(values: torch.Tensor) -> torch.Tensor:
+    """Element-wise maximum of `values` across ranks (a copy; identity with one process)."""
+    return _all_reduce(values, torch_dist.ReduceOp.MAX)
+
+
+def all_gather_objects(value: object) -> list[object]:
+    """Every rank's `value`, in rank order (a one-element list with one process)."""
+    if world_size() == 1:
+        return [value]
+    gathered: list[object] = [None] * world_size()
+    torch_dist.all_gather_object(gathered, value)
+    return gathered
+
+
+def broadcast_from_main(value: object) -> object:
+    """The main rank's `value` on every rank (the value itself with one process)."""
+    if world_size() == 1:
+        return value
+    holder = [value]
+    torch_dist.broadcast_object_list(holder, src=0)
+    return holder[0]

@@ -17,7 +17,7 @@ from grpo.tasks.validate import DatasetError, PromptLimit, validate_jsonl
 
 E = "grpo train: error: "
 OPTIM_KEYS = "steps, lr, weight_decay, betas, warmup_steps, max_grad_norm, micro_batch_size"
-SECTIONS = "algorithm, seed, model, task, rewards, rollout, algo, ppo, dpo, optim, log, checkpoint, guards"
+SECTIONS = "algorithm, seed, model, task, rewards, rollout, algo, ppo, dpo, optim, log, checkpoint, guards, distributed"
 ADVANTAGES = "grpo, grpo_batch_std, dr_grpo, rloo, reinforce_pp"
 
 # (arguments after `grpo train`, the exact stderr); {tmp} is the test's temporary directory.

@@ -12,14 +12,14 @@ from torch._dynamo.utils import counters
 from transformers import PreTrainedModel
 
 import grpo.rollout.engine as engine
-import grpo.trainers.grpo as trainer
+import grpo.trainers.rollout_phase as rollout_phase
 from grpo.config import ConfigError, load_config
 from grpo.models.load import load_policy, load_tokenizer
 from grpo.rewards.combine import single
 from grpo.rollout import RolloutBatch, SamplingParams, generate
 from grpo.rollout.compiled import CAPACITY_BUCKET
 from grpo.tasks.api import Example
-from grpo.trainers.optim import build_optimizer
+from grpo.trainers.state import build_state
 
 PAD_ID, EOS_ID = 0, 1
 PROMPTS = [[3, 4, 5, 6, 7, 8, 9], [10, 11], [12, 13, 14, 15]]
@@ -100,13 +100,12 @@ def test_the_config_key_validates_and_reaches_generate(tiny_model_dir: Path, mon
         load_config(overrides=["rollout.compile=maybe"])
     policy = load_policy(tiny_model_dir, "float32", torch.device("cpu"))
     seen = []
-    real = trainer.generate
-    monkeypatch.setattr(trainer, "generate", lambda *args, **kwargs: seen.append(kwargs["compile"]) or real(
+    real = rollout_phase.generate
+    monkeypatch.setattr(rollout_phase, "generate", lambda *args, **kwargs: seen.append(kwargs["compile"]) or real(
         *args, **{**kwargs, "compile": False}))
     for value in ("true", "false"):
         config = load_config(overrides=["rollout.max_new_tokens=4", "rollout.group_size=2", f"rollout.compile={value}"])
-        ctx = trainer.GRPOContext(policy, policy, None, load_tokenizer(tiny_model_dir),
-                                  build_optimizer(policy.parameters(), config.optim), config,
-                                  torch.Generator().manual_seed(0), single(_zeros))
-        trainer.sample_rollouts(ctx, [Example("1+2=", "3")])
+        state = build_state(config, policy, None, load_tokenizer(tiny_model_dir), torch.Generator().manual_seed(0),
+                            single(_zeros))
+        rollout_phase.sample(state, [Example("1+2=", "3")])
     assert seen == [True, False]

@@ -4,39 +4,34 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
+from grpo.algo import masked_mean
 from grpo.config import load_config
 from grpo.errors import UserError
 from grpo.models.load import load_tokenizer
 from grpo.models.value_head import build_value_model
+from grpo.rewards.combine import single
+from grpo.rewards.guard import RewardGuard
 from grpo.tasks.api import Example
-from grpo.trainers.data import PromptStream
-from grpo.trainers.dpo import best_and_worst, dpo_update, encode_pairs, read_pairs
-from grpo.trainers.grpo import sample_rollouts, score_rollouts
-from grpo.trainers.method import grpo_context
-from grpo.trainers.methods import METHODS
-from grpo.trainers.optim import build_optimizer
-from grpo.trainers.ppo import PPOContext, ppo_pass, ppo_step, ppo_targets
+from grpo.trainers import ppo as ppo_module
+from grpo.trainers.dpo import dpo_update
+from grpo.trainers.dpo_pairs import best_and_worst, encode_pairs, read_pairs
+from grpo.trainers.methods import METHODS, count_models
+from grpo.trainers.ppo import ppo_step, ppo_targets, ppo_update
+from grpo.trainers.rollout_phase import sample, score
 from grpo.trainers.setup import build_models
+from grpo.trainers.state import TrainState
+from grpo.trainers.train import train_state
 
 PROMPTS = [Example("1+2*3=", "7"), Example("(4-1)*2+7=", "13"), Example("9-2*2=", "5")]
 
 
 def sevens(completions: list[str], **_: object) -> list[float]:
     return [float(text.count("7")) for text in completions]
-
-
-class _Prompts:
-    def sample(self, rng, split):
-        return PROMPTS[rng.randrange(len(PROMPTS))]
-
-    def test_examples(self):
-        return PROMPTS
 
 
 def _build(model_dir: Path, overrides: list[str]):
@@ -47,33 +42,34 @@ def _build(model_dir: Path, overrides: list[str]):
     return config, models, method
 
 
+def _state(model_dir: Path, overrides: list[str]) -> tuple[TrainState, object]:
+    """The run's state as `grpo train` builds it (the method's critic included), and the method."""
+    config, models, method = _build(model_dir, overrides)
+    return train_state(config, models, single(sevens), RewardGuard()), method
+
+
 @pytest.mark.parametrize(("layout", "held"), [("head", 2), ("separate", 3)])
 def test_ppo_step_runs_for_both_critic_layouts_and_counts_models(tiny_model_dir: Path, layout, held):
-    config, models, method = _build(tiny_model_dir, ["algorithm=ppo", f"ppo.critic={layout}"])
-    run = method.build(config, models, sevens, PromptStream(_Prompts(), 0))
-    assert run.models_held == held
-    stats, samples = run.step(PROMPTS)
+    state, method = _state(tiny_model_dir, ["algorithm=ppo", f"ppo.critic={layout}"])
+    assert count_models(state.policy, state.reference, state.critic.lm) == held
+    stats, samples = method.build(state)(PROMPTS)
     for key in ("value_loss", "policy_loss", "rollout_kl", "returns_mean", "reward_mean", "grad_norm"):
         assert torch.isfinite(torch.as_tensor(stats[key])), key
     assert float(stats["ratio_mean"]) == pytest.approx(1.0, abs=1e-5)  # mu = 1: pi_old is pi_theta
     assert len(samples) == 8 and "advantage" in samples[0]
 
 
-def _ppo_context(model_dir: Path, overrides: list[str]) -> PPOContext:
-    config, models, _ = _build(model_dir, ["algorithm=ppo", *overrides])
-    core = grpo_context(config, models, sevens, PromptStream(_Prompts(), 0))
-    critic = build_value_model(models.policy, config.ppo.critic)
-    params = [*models.policy.parameters(), *critic.head.parameters()]
-    return PPOContext(replace(core, optim=build_optimizer(params, config.optim)), critic, params)
+def _ppo_state(model_dir: Path, overrides: list[str]) -> TrainState:
+    return _state(model_dir, ["algorithm=ppo", *overrides])[0]
 
 
 def test_ppo_targets_fold_the_kl_into_token_rewards_and_gae(tiny_model_dir: Path):
     # zero-initialised head: V = 0, so with gamma = lam = 1 the advantage of token t is the rest of the
     # episode's reward: score - beta * sum_{s >= t} KL_s; KL is 0 here (policy == reference)
-    ctx = _ppo_context(tiny_model_dir, ["ppo.gamma=1", "ppo.lam=1", "ppo.whiten_advantages=false"])
-    batch = sample_rollouts(ctx.core, PROMPTS)
-    scores = score_rollouts(ctx.core, batch, PROMPTS).rewards
-    targets, stats = ppo_targets(ctx, batch, scores)
+    state = _ppo_state(tiny_model_dir, ["ppo.gamma=1", "ppo.lam=1", "ppo.whiten_advantages=false"])
+    batch = sample(state, PROMPTS)
+    scores = score(state, batch, PROMPTS).rewards
+    targets, stats = ppo_targets(state, batch, scores)
     assert float(stats["rollout_kl"]) == 0.0 and float(targets.old_values.abs().sum()) == 0.0
     expected = scores[:, None].expand_as(targets.advantages) * batch.completion_mask
     torch.testing.assert_close(targets.advantages, expected)
@@ -81,10 +77,10 @@ def test_ppo_targets_fold_the_kl_into_token_rewards_and_gae(tiny_model_dir: Path
 
 
 def test_ppo_value_loss_falls_over_repeated_passes(tiny_model_dir: Path):
-    ctx = _ppo_context(tiny_model_dir, ["optim.lr=2e-3", "ppo.value_clip=100", "ppo.vf_coef=1.0"])
-    batch = sample_rollouts(ctx.core, PROMPTS)
-    targets, _ = ppo_targets(ctx, batch, score_rollouts(ctx.core, batch, PROMPTS).rewards)
-    losses = [float(ppo_pass(ctx, batch, targets)["value_loss"]) for _ in range(4)]
+    state = _ppo_state(tiny_model_dir, ["optim.lr=2e-3", "ppo.value_clip=100", "ppo.vf_coef=1.0"])
+    batch = sample(state, PROMPTS)
+    targets, _ = ppo_targets(state, batch, score(state, batch, PROMPTS).rewards)
+    losses = [float(ppo_update(state, targets)["value_loss"]) for _ in range(4)]
     assert losses[-1] < losses[0], losses
 
 
@@ -102,10 +98,19 @@ def test_value_of_a_token_depends_only_on_what_precedes_it(tiny_model_dir: Path)
     assert not torch.allclose(before[0, 3], after[0, 3])
 
 
-def test_ppo_step_returns_per_completion_advantages(tiny_model_dir: Path):
-    ctx = _ppo_context(tiny_model_dir, [])
-    stats, advantages, scored = ppo_step(ctx, PROMPTS)
-    assert advantages.shape == (len(PROMPTS) * 4,) and scored.rewards.shape == advantages.shape
+def test_ppo_step_returns_per_completion_advantages(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    state = _ppo_state(tiny_model_dir, [])
+    seen = []
+    real = ppo_module.ppo_targets
+    monkeypatch.setattr(ppo_module, "ppo_targets", lambda *args: seen.append((args[2], real(*args))) or seen[-1][1])
+    stats, samples = ppo_step(state, PROMPTS)
+    [(scores, (targets, _))] = seen
+    # each sample carries its completion's reward and the mean of its per-token advantages
+    advantages = masked_mean(targets.advantages, targets.batch.completion_mask, dim=1)
+    assert advantages.shape == (len(PROMPTS) * 4,) and scores.shape == advantages.shape
+    assert len(samples) == 8
+    assert [record["advantage"] for record in samples] == pytest.approx(advantages[:8].tolist(), abs=1e-6)
+    assert [record["reward"] for record in samples] == pytest.approx(scores[:8].tolist(), abs=1e-6)
 
 
 def test_best_and_worst_hand_example():
@@ -143,24 +148,22 @@ def test_first_dpo_loss_is_log_two_and_the_update_widens_the_margin(tiny_model_d
     data = tmp_path / "pairs.jsonl"
     data.write_text("".join(json.dumps({"prompt": p, "chosen": c, "rejected": r}) + "\n"
                             for p, c, r in [("1+2*3=", "7", "9"), ("9-2*2=", "5", "14")]))
-    config, models, method = _build(tiny_model_dir, ["algorithm=dpo", "dpo.source=offline", f"dpo.data={data}",
-                                                     "optim.lr=1e-2"])
-    ctx = grpo_context(config, models, sevens, PromptStream(_Prompts(), 0))
-    pairs = encode_pairs(ctx.tokenizer, read_pairs(data), torch.device("cpu"))
-    first = dpo_update(ctx, pairs)
+    state, method = _state(tiny_model_dir, ["algorithm=dpo", "dpo.source=offline", f"dpo.data={data}",
+                                            "optim.lr=1e-2"])
+    pairs = encode_pairs(state.tokenizer, read_pairs(data), torch.device("cpu"))
+    first = dpo_update(state, pairs)
     # policy == reference: every log-ratio is 0, so the loss is -log sigmoid(0) = log 2 (closed form)
     assert float(first["loss"]) == pytest.approx(math.log(2), abs=1e-6)
-    second = dpo_update(ctx, pairs)
+    second = dpo_update(state, pairs)
     assert float(second["margin_mean"]) > 0 and float(second["loss"]) < math.log(2)
-    run = method.build(config, models, sevens, PromptStream(_Prompts(), 0))
-    stats, records = run.step(PROMPTS)
-    assert int(stats["pairs"]) == len(PROMPTS) and run.models_held == 2 and records[0]["prompt"] in {"1+2*3=", "9-2*2="}
+    stats, records = method.build(state)(PROMPTS)
+    held = count_models(state.policy, state.reference, state.critic)
+    assert int(stats["pairs"]) == len(PROMPTS) and held == 2 and records[0]["prompt"] in {"1+2*3=", "9-2*2="}
 
 
 def test_online_dpo_builds_pairs_from_ranked_samples(tiny_model_dir: Path):
-    config, models, method = _build(tiny_model_dir, ["algorithm=dpo", "rollout.max_new_tokens=12"])
-    run = method.build(config, models, sevens, PromptStream(_Prompts(), 0))
-    stats, records = run.step(PROMPTS)
+    state, method = _state(tiny_model_dir, ["algorithm=dpo", "rollout.max_new_tokens=12"])
+    stats, records = method.build(state)(PROMPTS)
     assert 0 <= int(stats["pairs"]) <= len(PROMPTS)
     for record in records:
         assert record["chosen"].count("7") > record["rejected"].count("7")  # best vs worst by the reward

@@ -9,6 +9,7 @@ import logging
 import math
 import re
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -46,14 +47,14 @@ def policy_at(tmp_path: Path, step: int) -> dict[str, torch.Tensor]:
 def nan_loss_on_calls(monkeypatch, calls: set[int]) -> None:
     """Make the loss NaN on the given (1-based) micro-batch loss calls (one call per step here); the
     gradients stay finite, so only the loss check can catch it."""
-    real, count = grpo_module._micro_batch_loss, [0]
+    real, count = grpo_module.grpo_loss, [0]
 
     def poisoned(*args, **kwargs):
         count[0] += 1
-        loss, stats = real(*args, **kwargs)
-        return (loss + math.nan if count[0] in calls else loss), stats  # NaN loss, finite gradients
+        part = real(*args, **kwargs)
+        return replace(part, loss=part.loss + math.nan) if count[0] in calls else part  # NaN loss, finite gradients
 
-    monkeypatch.setattr(grpo_module, "_micro_batch_loss", poisoned)
+    monkeypatch.setattr(grpo_module, "grpo_loss", poisoned)
 
 
 def test_nan_loss_skips_the_update_counts_it_and_the_run_finishes(tiny_model_dir, tmp_path, monkeypatch, caplog):

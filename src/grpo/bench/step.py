@@ -24,18 +24,21 @@ from pathlib import Path
 
 import torch
 
+import grpo.trainers.accumulate as accumulate_module
 import grpo.trainers.grpo as grpo_module
+import grpo.trainers.rollout_phase as rollout_module
 from grpo.bench.common import arithmetic_examples, emit, machine, model_dir
 from grpo.config import load_config
 from grpo.errors import UserError
 from grpo.models.load import frozen_copy, load_policy, load_tokenizer
 from grpo.rewards import exact_answer
 from grpo.rewards.combine import single
-from grpo.trainers.grpo import GRPOContext
-from grpo.trainers.optim import build_optimizer
+from grpo.trainers.state import build_state
 
-PHASES = {"sample_rollouts": "generation", "score_rollouts": "scoring", "reference_logprobs": "logprobs",
-          "optimisation_pass": "policy_pass", "apply_update": "optimizer"}
+# (module, function name) -> phase: each function is looked up by name in the module that calls it.
+PHASES = {(rollout_module, "sample"): "generation", (rollout_module, "score"): "scoring",
+          (grpo_module, "reference_logprobs"): "logprobs", (grpo_module, "grpo_update"): "policy_pass",
+          (accumulate_module, "apply_update"): "optimizer"}
 
 
 class PhaseClock:
@@ -66,21 +69,21 @@ def _our_trainer(path: Path, args: argparse.Namespace, clock: PhaseClock) -> Cal
         f"rollout.max_new_tokens={args.max_new_tokens}", f"algo.beta={args.beta}", f"optim.lr={args.lr}",
     ])
     policy = load_policy(path, "float32", torch.device("cpu"))
-    ctx = GRPOContext(policy=policy, train_model=policy, reference=frozen_copy(policy) if args.beta > 0 else None,
-                      tokenizer=load_tokenizer(path), optim=build_optimizer(policy.parameters(), config.optim),
-                      config=config, generator=torch.Generator().manual_seed(0), rewards=single(exact_answer))
+    reference = frozen_copy(policy) if args.beta > 0 else None
+    state = build_state(config, policy, reference, load_tokenizer(path), torch.Generator().manual_seed(0),
+                        single(exact_answer))
 
     def step(examples: list) -> dict:
         # The phase functions are swapped for timed wrappers during the step only, so grpo_step
         # itself runs unchanged and nothing stays patched afterwards.
-        originals = {name: getattr(grpo_module, name) for name in PHASES}
-        for name, function in originals.items():
-            setattr(grpo_module, name, clock.wrap(PHASES[name], function))
+        originals = {key: getattr(*key) for key in PHASES}
+        for (module, name), function in originals.items():
+            setattr(module, name, clock.wrap(PHASES[module, name], function))
         try:
-            return grpo_module.grpo_step(ctx, examples)[0]
+            return grpo_module.grpo_step(state, examples)[0]
         finally:
-            for name, function in originals.items():
-                setattr(grpo_module, name, function)
+            for (module, name), function in originals.items():
+                setattr(module, name, function)
 
     return step
 

@@ -2,7 +2,7 @@
 
 Choice fields that name a formula (advantage estimator, KL estimator, ...) are validated against the
 registries in `grpo.algo`, so a typo fails before any model loads. Values derived from the config
-(world size, effective batch) live in `grpo.trainers.plan`, never here.
+(world size, each rank's share of the batch) are computed where they are used, never written here.
 """
 
 from __future__ import annotations
@@ -131,7 +131,8 @@ class RewardSpec(Section):
 
 class RolloutConfig(Section):
     group_size: int = Field(8, ge=2, description="G: completions sampled per prompt (GRPO needs >= 2).")
-    prompts_per_step: int = Field(32, ge=1, description="B: prompts per training step (N = B*G completions).")
+    prompts_per_step: int = Field(32, ge=1, description="B: prompts per training step (N = B*G completions), "
+                                  "the global batch: split across torchrun ranks in whole groups.")
     max_new_tokens: int = Field(24, ge=1, description="Longest completion, EOS included.")
     temperature: float = Field(1.0, gt=0, description="Sampling temperature (the trainer uses the same).")
     top_k: int = Field(0, ge=0, description="Sample from the k most likely tokens; 0 is off.")
@@ -283,6 +284,15 @@ class GuardsConfig(Section):
         return self
 
 
+class DistributedConfig(Section):
+    """How `torchrun --nproc-per-node N -m grpo train ...` spreads training over N processes."""
+
+    strategy: Literal["ddp", "fsdp"] = Field(
+        "ddp", description="ddp: every rank holds the whole model, gradients are averaged; fsdp: FSDP2 shards "
+        "parameters, gradients and optimiser state over ranks (docs/scaling.md)."
+    )
+
+
 class RunConfig(Section):
     algorithm: Literal["grpo", "ppo", "dpo"] = Field("grpo", description="Which method trains the policy.")
     seed: int = Field(0, description="Seeds prompts, sampling and initialisation.")
@@ -299,6 +309,7 @@ class RunConfig(Section):
     log: LogConfig = LogConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     guards: GuardsConfig = GuardsConfig()
+    distributed: DistributedConfig = DistributedConfig()
 
     @property
     def kl_placement(self) -> str:

@@ -17,6 +17,7 @@ import weakref
 
 import torch
 import torch.nn.functional as F
+from torch.distributed.fsdp import FSDPModule
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
 from grpo.models.chunked_head import chunked_logprobs
@@ -39,11 +40,14 @@ def output_layer(model: torch.nn.Module) -> Head | None:
     """The output layer's (V, H) weight and (V,) bias (or None) when logits are exactly
     `lm_head(base_model(...).last_hidden_state)`; None when they are not (logit scaling or soft
     capping, a non-linear head) or cannot be reached (a DistributedDataParallel wrapper, whose
-    gradient hooks run only through its own forward).
+    gradient hooks run only through its own forward; an FSDP2-sharded model, whose weights are
+    gathered only by its own forward).
 
     The check runs the model once on two tokens (in eval mode, so dropout cannot make it fail) and
     is remembered per model object.
     """
+    if isinstance(model, FSDPModule):
+        return None
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     if not isinstance(head, torch.nn.Linear) or decoder_body(model) is model:
         return None

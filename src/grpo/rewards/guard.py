@@ -10,7 +10,7 @@ baseline and gives them a zero advantage, and they are counted (`reward_rejected
 
 What the time limit does NOT do: Python cannot kill a thread, so a function that never returns
 keeps running in a daemon thread (it cannot block the run or its exit, but it keeps its CPU and
-memory). Untrusted code belongs in `grpo.rewards.code_exec`, which runs it in a subprocess.
+memory). Untrusted code must not run here: it needs a sandboxed subprocess.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A prompt is an expression followed by "=", e.g. "2+2*6=". A completion works the expression out one
 operation at a time and ends with the integer after its last "=": "2+12=14". The reward is 1 when
-that final integer is exact, else 0 (see `grpo.rewards.exact`).
+that final integer is exact, else 0 (see `grpo.rewards.api.exact_answer`).
 
 An expression is a chain of single-digit operands joined by + - *, in which one run of operands may
 be wrapped in parentheses. With `precedence_only` (the default) the task keeps only expressions

@@ -4,7 +4,7 @@ A file dataset is refused with one line that lists each problem with its file an
 `MAX_LISTED`, then a count), so a user fixes all of them at once instead of one per run:
 
     data.jsonl: 3 problems: data.jsonl:2: no column 'question' (the prompt column); data.jsonl:5:
-    empty prompt; data.jsonl:7: prompt is 80 tokens, over the limit of 64 (rollout.max_prompt_tokens)
+    empty prompt; data.jsonl:7: prompt is 80 tokens, over the limit of 64
 
 Readers of other formats (Parquet, CSV, `datasets`) turn their rows into `Row`s and call
 `check_rows`, so every format reports problems the same way.

@@ -1,8 +1,8 @@
 """Fail-loud checks: before the first step (config and task) and on every step (the run's health).
 
 Each problem becomes either a `UserError` (the run cannot be right) or a one-line warning that says
-what to change (the run is legal but is probably wasting its compute). Warnings go to the
-`grpo.checks` logger, on the main rank only.
+what to change (the run is legal but is probably wasting its compute). Warnings go to this
+module's `logger`, on the main rank only.
 """
 
 from __future__ import annotations

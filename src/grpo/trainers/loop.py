@@ -31,6 +31,7 @@ from grpo.run.run_dir import ADAPTER_CHECKPOINT, FINAL_CHECKPOINT
 from grpo.tasks.api import Example
 from grpo.trainers.checks import Diverged, StepWatch
 from grpo.trainers.evaluate import greedy_accuracy
+from grpo.trainers.parallel import is_sharded, unsharded_copy
 
 StepFn = Callable[[list[Example]], tuple[dict[str, torch.Tensor], list[dict[str, object]]]]
 
@@ -168,7 +169,7 @@ def run_loop(
                     raise _diverged(services, streak, step)
                 if services.checkpointer is not None and (stopping or step == steps or (every and step % every == 0)):
                     state = {"step": step, "base_accuracy": base, "accuracy": accuracy, "watch": watch.state_dict()}
-                    saved = services.checkpointer.save(step, state)
+                    saved = services.checkpointer.save(step, state)  # every rank: it gathers their RNG states
                 if stopping and step < steps:
                     return TrainResult(base, accuracy, step, time.perf_counter() - started,
                                        saved if services.checkpointer is not None else None,
@@ -180,14 +181,18 @@ def run_loop(
     checkpoint = None
     if services.run_dir is not None:
         checkpoint = save_final(policy, tokenizer, services.run_dir)
-        if config.log.report:
+        if config.log.report and dist.is_main():
             write_report(services.run_dir)
     return TrainResult(base, accuracy, steps, train_seconds, checkpoint)
 
 
-def save_final(policy: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, run_dir: Path) -> Path:
-    """The final model as plain transformers weights (LoRA merged in); with LoRA, also the adapter alone."""
-    checkpoint = save_model_atomic(exportable(policy), tokenizer, run_dir / FINAL_CHECKPOINT)
-    if has_adapter(policy):
-        save_model_atomic(policy, tokenizer, run_dir / ADAPTER_CHECKPOINT)
+def save_final(policy: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, run_dir: Path) -> Path | None:
+    """The final model as plain transformers weights (LoRA merged in), written by the main rank; with
+    LoRA, also the adapter alone. Every rank calls it: sharded weights are gathered first."""
+    model = unsharded_copy(policy) if is_sharded(policy) else policy
+    if not dist.is_main():
+        return None
+    checkpoint = save_model_atomic(exportable(model), tokenizer, run_dir / FINAL_CHECKPOINT)
+    if has_adapter(model):
+        save_model_atomic(model, tokenizer, run_dir / ADAPTER_CHECKPOINT)
     return checkpoint

@@ -39,6 +39,8 @@ def apply_update(
     """
     params = [p for p in parameters if p.grad is not None]
     grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    if hasattr(grad_norm, "full_tensor"):  # FSDP2: the norm of sharded gradients is itself a DTensor
+        grad_norm = grad_norm.full_tensor()
     lr = state.scheduler.get_last_lr()[0]
     finite = finite_loss and bool(torch.isfinite(grad_norm))
     if finite:

@@ -11,13 +11,20 @@ from __future__ import annotations
 import json
 import os
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch.distributed.checkpoint.state_dict import (
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
 
+from grpo import dist
 from grpo.run.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -28,9 +35,11 @@ from grpo.run.checkpoint import (
 )
 from grpo.run.run_dir import METRICS_FILE, SAMPLES_FILE
 from grpo.trainers.data import PromptStream
-from grpo.trainers.grpo import GRPOContext
+from grpo.trainers.parallel import FULL_STATE
+from grpo.trainers.state import TrainState
 
 CHECKPOINTS_DIR = "checkpoints"
+FULL = FULL_STATE
 
 
 def resume_command(path: Path) -> str:
@@ -38,11 +47,12 @@ def resume_command(path: Path) -> str:
 
 
 def model_tensors(model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """The state dict without tied duplicates (safetensors refuses shared storage), and name -> source."""
+    """The full state dict (gathered from every rank under FSDP2) without tied duplicates (safetensors
+    refuses shared storage), and name -> source of each duplicate."""
     tensors: dict[str, torch.Tensor] = {}
     tied: dict[str, str] = {}
     owners: dict[tuple[int, int, tuple[int, ...]], str] = {}
-    for name, tensor in model.state_dict().items():
+    for name, tensor in get_model_state_dict(model, options=FULL).items():
         key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
         if key in owners:
             tied[name] = owners[key]
@@ -55,23 +65,25 @@ def model_tensors(model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict
 def load_model_tensors(model: torch.nn.Module, tensors: dict[str, torch.Tensor], tied: dict[str, str]) -> None:
     full = dict(tensors)
     full.update({name: tensors[source] for name, source in tied.items()})
-    model.load_state_dict(full, strict=True)
+    set_model_state_dict(model, full, options=FULL)
 
 
-def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Per-parameter optimiser state as flat tensors ("<index>.<name>") plus JSON param groups."""
-    state = optimizer.state_dict()
-    tensors = {f"{index}.{key}": value for index, entry in state["state"].items() for key, value in entry.items()}
-    return tensors, {"param_groups": state["param_groups"]}
+def optimizer_tensors(state: TrainState) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The optimiser's full state (gathered from every rank under FSDP2) as flat tensors
+    ("<parameter name>|<moment>") plus its JSON param groups, keyed by parameter names."""
+    full = get_optimizer_state_dict(state.trainable, state.optim.optimizer, options=FULL)  # {} off the main rank
+    entries = full.get("state", {})
+    tensors = {f"{name}|{key}": value for name, entry in entries.items() for key, value in entry.items()}
+    return tensors, {"param_groups": full.get("param_groups", [])}
 
 
-def load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
-                           meta: dict[str, Any]) -> None:
-    state: dict[int, dict[str, torch.Tensor]] = {}
+def load_optimizer_tensors(state: TrainState, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    entries: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        name, moment = key.rsplit("|", 1)
+        entries.setdefault(name, {})[moment] = value
+    set_optimizer_state_dict(state.trainable, state.optim.optimizer,
+                             {"state": entries, "param_groups": meta["param_groups"]}, options=FULL)
 
 
 def capture_rng(generator: torch.Generator) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -114,55 +126,64 @@ def _rows_up_to(path: Path, step: int) -> str:
 
 @dataclass
 class Checkpointer:
-    """Saves and restores the full training state of a GRPO run under `run_dir/checkpoints`."""
+    """Saves and restores the full training state under `run_dir/checkpoints`.
+
+    Every rank calls `save` and `restore` (weights and optimiser state are gathered from, or
+    scattered to, every rank; each rank's RNG states are kept apart); only the main rank writes.
+    """
 
     run_dir: Path
-    ctx: GRPOContext
+    state: TrainState
     stream: PromptStream
     keep: int
-    extra_modules: dict[str, torch.nn.Module] = field(default_factory=dict)  # e.g. PPO's critic
 
     @property
     def root(self) -> Path:
         return self.run_dir / CHECKPOINTS_DIR
 
-    def save(self, step: int, loop_state: dict[str, Any]) -> Path:
-        """Write the state after `step` (metrics up to `step` included); keep the newest `keep`."""
-        policy, policy_tied = model_tensors(self.ctx.policy)
-        tensors = {"policy": policy}
-        if self.ctx.reference is not None:
-            tensors["reference"], ref_tied = model_tensors(self.ctx.reference)
-        extra_tied = {}
-        for name, module in self.extra_modules.items():
-            tensors[f"module.{name}"], extra_tied[name] = model_tensors(module)
-        optim, optim_meta = optimizer_tensors(self.ctx.optim.optimizer)
-        tensors["optimizer"] = optim
-        tensors["rng"], rng_meta = capture_rng(self.ctx.generator)
+    def _modules(self) -> dict[str, torch.nn.Module]:
+        modules = {"policy": self.state.policy}
+        if self.state.reference is not None:
+            modules["reference"] = self.state.reference
+        if self.state.critic is not None:
+            modules["module.critic"] = self.state.critic
+        return modules
+
+    def save(self, step: int, loop_state: dict[str, Any]) -> Path | None:
+        """Write the state after `step` (metrics up to `step` included); keep the newest `keep`.
+        Returns the checkpoint's path on the main rank, None elsewhere."""
+        tensors, tied = {}, {}
+        for name, module in self._modules().items():
+            tensors[name], tied[name] = model_tensors(module)
+        tensors["optimizer"], optim_meta = optimizer_tensors(self.state)
+        ranks = dist.all_gather_objects(capture_rng(self.state.generator))
+        if not dist.is_main():
+            return None
+        rng_meta = []
+        for rank, (rng_tensors, meta) in enumerate(ranks):
+            tensors[f"rng.{rank}"] = rng_tensors
+            rng_meta.append(meta)
         version, words, gauss = self.stream.rng.getstate()
-        state = {
-            "step": step,
-            "tied": {"policy": policy_tied, "reference": ref_tied if self.ctx.reference is not None else {},
-                     "modules": extra_tied},
-            "optimizer": optim_meta,
-            "scheduler": self.ctx.optim.scheduler.state_dict(),
-            "rng": rng_meta,
-            "stream": [version, list(words), gauss],
-            "loop": loop_state,
-        }
+        state = {"step": step, "tied": tied, "optimizer": optim_meta, "world_size": dist.world_size(),
+                 "scheduler": self.state.optim.scheduler.state_dict(), "rng": rng_meta,
+                 "stream": [version, list(words), gauss], "loop": loop_state}
         history = _rows_up_to(self.run_dir / METRICS_FILE, step)
         return write_checkpoint(self.root, step, tensors, state, history, self.keep)
 
     def restore(self, checkpoint: Checkpoint) -> dict[str, Any]:
-        """Put every piece of `checkpoint` back in place; returns the loop's saved state."""
+        """Put every piece of `checkpoint` back in place on every rank; returns the loop's saved state."""
         tensors, state = checkpoint.tensors, checkpoint.state
-        load_model_tensors(self.ctx.policy, tensors["policy"], state["tied"]["policy"])
-        if self.ctx.reference is not None and "reference" in tensors:
-            load_model_tensors(self.ctx.reference, tensors["reference"], state["tied"]["reference"])
-        for name, module in self.extra_modules.items():
-            load_model_tensors(module, tensors[f"module.{name}"], state["tied"]["modules"][name])
-        load_optimizer_tensors(self.ctx.optim.optimizer, tensors["optimizer"], state["optimizer"])
-        self.ctx.optim.scheduler.load_state_dict(state["scheduler"])
-        restore_rng(self.ctx.generator, tensors["rng"], state["rng"])
+        saved_world = state.get("world_size", 1)
+        if saved_world != dist.world_size():
+            raise CheckpointError(f"--resume: {checkpoint.path} was written by {saved_world} process(es); resume it "
+                                  f"with the same number (torchrun --nproc-per-node {saved_world}), not "
+                                  f"{dist.world_size()}, so that every rank's sampler continues exactly")
+        for name, module in self._modules().items():
+            if name in tensors:
+                load_model_tensors(module, tensors[name], state["tied"][name])
+        load_optimizer_tensors(self.state, tensors["optimizer"], state["optimizer"])
+        self.state.optim.scheduler.load_state_dict(state["scheduler"])
+        restore_rng(self.state.generator, tensors[f"rng.{dist.rank()}"], state["rng"][dist.rank()])
         version, words, gauss = state["stream"]
         self.stream.rng.setstate((version, tuple(words), gauss))
         return state["loop"]

@@ -69,12 +69,15 @@ def build_rewards(config: RunConfig, setup: TaskSetup) -> list[WeightedReward]:
 
 @dataclass
 class Models:
+    """The loaded networks of a run, the device they are on and the autocast their forwards run under."""
+
     policy: PreTrainedModel
     reference: PreTrainedModel | None
     tokenizer: PreTrainedTokenizerBase
     device: torch.device
     adapter_reference: bool = False  # LoRA: the reference is the policy with its adapter disabled
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+    autocast_dtype: torch.dtype | None = None
 
 
 def build_models(config: RunConfig, with_reference: bool | None = None) -> Models:
@@ -85,36 +88,31 @@ def build_models(config: RunConfig, with_reference: bool | None = None) -> Model
     """
     model = config.model
     device = resolve_device(model.device)
-    autocast = autocast_context(autocast_dtype(model.autocast, device), device)
+    dtype = autocast_dtype(model.autocast, device)
+    autocast = autocast_context(dtype, device)
     path = resolve_model_path(model.path)
     tokenizer = load_tokenizer(path)
     policy = load_policy(path, model.dtype, device, model.gradient_checkpointing)
     needs_reference = config.algo.beta > 0 if with_reference is None else with_reference
     if model.lora is not None:
         peft_policy = add_lora(policy, model.lora, model.gradient_checkpointing)
-        return Models(peft_policy, None, tokenizer, device, needs_reference, autocast)
+        return Models(peft_policy, None, tokenizer, device, needs_reference, autocast, dtype)
     reference = frozen_copy(policy) if needs_reference else None
-    return Models(policy, reference, tokenizer, device, False, autocast)
-
-
-def wrap_for_training(policy: PreTrainedModel, device: torch.device) -> torch.nn.Module:
-    """The module gradients flow through: DDP across ranks when several run, else the policy."""
-    if dist.world_size() == 1:
-        return policy
-    device_ids = [device.index] if device.type == "cuda" else None
-    return torch.nn.parallel.DistributedDataParallel(policy, device_ids=device_ids)
+    return Models(policy, reference, tokenizer, device, False, autocast, dtype)
 
 
 def open_services(
     config: RunConfig, total_steps: int, console: Console, run_dir: Path | None = None
 ) -> LoopServices:
-    """Run directory, metrics, samples and progress on the main rank; silent stand-ins elsewhere.
+    """Run directory, metrics, samples and progress on the main rank; silent stand-ins elsewhere
+    (which still learn the run directory's path, for checkpoints).
 
-    `run_dir` is the existing directory of a resumed run; without it a new one is created.
+    `run_dir` is the existing directory of a resumed run; without it the main rank creates one.
     """
+    if run_dir is None:
+        run_dir = dist.broadcast_from_main(create_run_dir(config) if dist.is_main() else None)
     if not dist.is_main():
-        return LoopServices(NullSink(), None, NullProgress(), None)
-    run_dir = run_dir if run_dir is not None else create_run_dir(config)
+        return LoopServices(NullSink(), None, NullProgress(), run_dir)
     progress = RichProgress(total_steps, console) if config.log.progress else NullProgress()
     return LoopServices(build_sink(config, run_dir), JsonlRecords(run_dir / SAMPLES_FILE), progress, run_dir)
 

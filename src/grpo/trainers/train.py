@@ -12,24 +12,35 @@ from grpo import dist
 from grpo.config import RunConfig
 from grpo.config.schema import GuardsConfig
 from grpo.models.load import load_tokenizer, resolve_model_path
+from grpo.models.value_head import build_value_model, critic_owns_backbone
 from grpo.rewards.combine import single
 from grpo.rewards.guard import RewardGuard
 from grpo.tasks.api import Task
 from grpo.tasks.registry import build_task_setup
 from grpo.trainers.checks import StepWatch, preflight
-from grpo.trainers.data import PromptStream
+from grpo.trainers.data import PromptStream, rank_share
 from grpo.trainers.evaluate import greedy_accuracy
 from grpo.trainers.loop import TrainResult, run_loop
-from grpo.trainers.method import with_reference_refresh
-from grpo.trainers.methods import METHODS
+from grpo.trainers.methods import METHODS, count_models, with_reference_refresh
+from grpo.trainers.parallel import gathered
 from grpo.trainers.resume import Checkpointer, find_checkpoint, rewind_run_files
-from grpo.trainers.setup import build_models, build_rewards, open_services, seed_everything
+from grpo.trainers.setup import Models, build_models, build_rewards, open_services, rollout_generator, seed_everything
+from grpo.trainers.state import TrainState, build_state
 
 
 def reward_guard(guards: GuardsConfig) -> RewardGuard:
     """The reward isolation the config asks for (fallback score, strictness, time limit, valid range)."""
     return RewardGuard(guards.reward_fallback, guards.reward_strict, guards.reward_timeout,
                        guards.reward_min, guards.reward_max)
+
+
+def train_state(config: RunConfig, models: Models, rewards: list, guard: RewardGuard) -> TrainState:
+    """The run's TrainState: the method's critic (if any) built on the policy, everything distributed."""
+    layout = METHODS[config.algorithm].critic(config)
+    critic = build_value_model(models.policy, layout) if layout is not None else None
+    return build_state(config, models.policy, models.reference, models.tokenizer,
+                       rollout_generator(config.seed, models.device), rewards, guard, critic,
+                       models.adapter_reference, models.autocast, models.autocast_dtype)
 
 
 def train(
@@ -56,28 +67,29 @@ def train(
     run_dir, checkpoint = find_checkpoint(resume) if resume is not None else (None, None)
     models = build_models(config, with_reference=method.needs_reference(config))
     dist.init_from_env(models.device)
+    rank_share(config.rollout.prompts_per_step)
     seed_everything(config.seed)
     stream = PromptStream(task, config.seed)
-    run = method.build(config, models, rewards, stream, reward_guard(config.guards))
-    step = with_reference_refresh(run.step, models.policy, models.reference, config.algo.ref_refresh_every)
+    state = train_state(config, models, rewards, reward_guard(config.guards))
+    state.more_prompts = lambda: stream.next_batch(config.rollout.prompts_per_step)
+    step = with_reference_refresh(method.build(state), state, config.algo.ref_refresh_every)
 
     def evaluate() -> float:
-        with models.autocast():
+        with models.autocast(), gathered(models.policy):
             return greedy_accuracy(models.policy, models.tokenizer, test_examples, config.rollout.max_new_tokens,
                                    check=check).accuracy
 
     if checkpoint is not None and dist.is_main():
         rewind_run_files(run_dir, checkpoint)
     services = open_services(config, config.optim.steps, console, run_dir)
-    checkpointer = lambda root: Checkpointer(root, run.ctx, stream, config.checkpoint.keep, run.extra_modules)
-    if services.run_dir is not None:
-        services.checkpointer = checkpointer(services.run_dir)
+    services.checkpointer = Checkpointer(services.run_dir, state, stream, config.checkpoint.keep)
     resumed = None
     if checkpoint is not None:
-        resumed = checkpointer(run_dir).restore(checkpoint)
-        run.ctx.check_logprobs = checkpoint.step == 0  # only the run's first step compares them
+        resumed = services.checkpointer.restore(checkpoint)
+        state.check_logprobs = checkpoint.step == 0  # only the run's first step compares them
     watch = StepWatch(config.guards, config.rollout.max_new_tokens)
     next_batch = lambda: stream.next_batch(config.rollout.prompts_per_step)
     result = run_loop(config, step, next_batch, models.policy, models.tokenizer, test_examples, services, watch,
                       resumed, evaluate)
-    return replace(result, models_held=run.models_held)
+    critic = state.critic.lm if state.critic is not None and critic_owns_backbone(state.critic, state.policy) else None
+    return replace(result, models_held=count_models(models.policy, models.reference, critic))

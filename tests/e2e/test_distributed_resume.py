@@ -1,0 +1,69 @@
+"""kill -9 of one rank mid-run, then `--resume` on 2 ranks, ends bitwise where an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+STEPS, KILL_AFTER = 12, 4
+
+
+def _command(model_dir: Path, out: Path, name: str, port: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", f"--master-port={port}",
+            "-m", "grpo", "train", f"model.path={model_dir}", f"log.output_dir={out}", f"log.run_name={name}",
+            f"optim.steps={STEPS}", "checkpoint.every=2", "rollout.prompts_per_step=4", "rollout.group_size=4",
+            "rollout.max_new_tokens=8", "task.test_size=4", "log.eval_every=0", "log.progress=false",
+            "log.report=false", "log.tensorboard=false", *extra]
+
+
+def _rank_pid(parent: int, rank: int) -> int | None:
+    """The worker process of `rank` among the children of the torchrun process `parent`."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if int(stat[1]) == parent and f"RANK={rank}".encode() in environ:
+            return int(entry.name)
+    return None
+
+
+def _weights(run: Path) -> dict:
+    return load_file(run / "final" / "model.safetensors")
+
+
+@pytest.mark.slow
+def test_kill_one_rank_then_resume_matches_the_uninterrupted_run(tiny_model_dir: Path, tmp_path: Path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    whole = subprocess.run(_command(tiny_model_dir, tmp_path, "whole", 29551), capture_output=True, text=True,
+                           env=env, timeout=600)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+
+    run = tmp_path / "killed"
+    proc = subprocess.Popen(_command(tiny_model_dir, tmp_path, "killed", 29552), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while not (run / "checkpoints" / f"step-{KILL_AFTER:08d}" / "manifest.json").is_file():
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+        time.sleep(0.02)
+    victim = _rank_pid(proc.pid, 1)
+    assert victim is not None
+    os.kill(victim, 9)
+    assert proc.wait(timeout=300) != 0  # torchrun reports the lost rank; the run did not finish
+    assert not (run / "final").exists()
+
+    resumed = subprocess.run(_command(tiny_model_dir, tmp_path, "killed", 29553, "--resume", str(run)),
+                             capture_output=True, text=True, env=env, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    expected, got = _weights(tmp_path / "whole"), _weights(run)
+    assert expected.keys() == got.keys()
+    assert all(bool((expected[name] == got[name]).all()) for name in expected)
