@@ -99,13 +99,13 @@ def _train(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from grpo.config import load_config
     from grpo.models.load import load_policy, load_tokenizer, resolve_device, resolve_model_path
-    from grpo.tasks.registry import build_task_setup
+    from grpo.trainers.checks import checked_task_setup
     from grpo.trainers.evaluate import greedy_accuracy
 
     config = load_config(args.config, [*args.overrides, f"model.path={args.model}"])
     path = resolve_model_path(config.model.path)
     tokenizer = load_tokenizer(path)
-    setup = build_task_setup(config.task, tokenizer)
+    setup = checked_task_setup(config, tokenizer)
     model = load_policy(path, config.model.dtype, resolve_device(config.model.device))
     examples = setup.task.test_examples()
     result = greedy_accuracy(model, tokenizer, examples, config.rollout.max_new_tokens, check=setup.check)

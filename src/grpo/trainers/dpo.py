@@ -14,7 +14,6 @@ with the verifiable reward as the judge. The `algo` keys of the clipped objectiv
 from __future__ import annotations
 
 import contextlib
-import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,11 +24,11 @@ from transformers import PreTrainedTokenizerBase
 
 from grpo.algo import PREFERENCE_LOSSES, masked_sum
 from grpo.config import RunConfig
-from grpo.errors import UserError
 from grpo.models.logprobs import completion_logprobs
 from grpo.rewards.guard import RewardGuard
 from grpo.rollout import RolloutBatch
 from grpo.tasks.api import Example
+from grpo.tasks.pairs import preference_pairs
 from grpo.trainers.data import PromptStream
 from grpo.trainers.grpo import (
     GRPOContext,
@@ -44,7 +43,6 @@ from grpo.trainers.method import MethodRun, Rewards, count_models, grpo_context
 from grpo.trainers.optim import apply_update
 from grpo.trainers.setup import Models
 
-PAIR_FIELDS = ("prompt", "chosen", "rejected")
 # Pairs are scored with the policy's own distribution (temperature 1), whatever the sampler used.
 DPO_TEMPERATURE = 1.0
 
@@ -105,23 +103,8 @@ def online_pairs(ctx: GRPOContext) -> PairSource:
 
 
 def read_pairs(path: Path) -> list[dict[str, str]]:
-    """The (prompt, chosen, rejected) records of a preference JSONL; bad lines fail naming file:line."""
-    if not path.is_file():
-        raise UserError(f"dpo.data: preference file not found: {path}")
-    pairs = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise UserError(f"{path}:{number}: invalid JSON ({error.msg})") from None
-        if not isinstance(record, dict) or any(not isinstance(record.get(key), str) for key in PAIR_FIELDS):
-            raise UserError(f"{path}:{number}: each line needs string fields {', '.join(PAIR_FIELDS)}")
-        pairs.append({key: record[key] for key in PAIR_FIELDS})
-    if not pairs:
-        raise UserError(f"dpo.data: {path} holds no preference pairs")
-    return pairs
+    """The (prompt, chosen, rejected) records of a preference file; problems fail naming file:line."""
+    return preference_pairs(path)
 
 
 def encode_pairs(tokenizer: PreTrainedTokenizerBase, pairs: list[dict[str, str]], device: torch.device) -> Pairs:
