@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
 from grpo.errors import UserError
+from grpo.run.quiet import quiet_console
 
 EXIT_USER_ERROR = 2
+QUIET_COMMANDS = ("train", "eval", "sft", "compare")  # the commands that load models and read datasets
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -142,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {"train": _train, "eval": _eval, "sft": _sft, "compare": _compare, "report": _report, "bench": _bench}
     try:
-        return handlers[args.command](args)
+        with quiet_console() if args.command in QUIET_COMMANDS else contextlib.nullcontext():
+            return handlers[args.command](args)
     except UserError as error:
         print(f"grpo {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -75,7 +75,7 @@ def test_separate_test_file(tmp_path):
         ({"columns": {"prompt": "question", "answer": "sol"}},
          r"data.jsonl: no row has column 'question' \(prompt\); its columns: level, q, sol"),
         ({"test_size": 12}, r"task.test_size \(12\) leaves no training rows"),
-        ({"columns": {"prompt": "q", "answer": "q"}}, "data.jsonl:1: column 'q' \(answer\): no '####' answer line"),
+        ({"columns": {"prompt": "q", "answer": "q"}}, r"data.jsonl:1: column 'q' \(answer\): no '####' answer line"),
     ],
 )
 def test_data_errors_name_the_key_or_row(tmp_path, task, message):

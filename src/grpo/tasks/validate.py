@@ -45,7 +45,8 @@ def describe(problems: Sequence[str]) -> str:
     else:
         more = f"; and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
         text = f"{len(problems)} problems in the data: {'; '.join(problems[:MAX_LISTED])}{more}"
-    return f"{text} ({DROP_HINT})" if any("once templated" in problem for problem in problems) else text
+    overlong = any("tokens once templated, over the limit" in problem for problem in problems)
+    return f"{text} ({DROP_HINT})" if overlong else text
 
 
 def warn(message: str) -> None:
