@@ -55,6 +55,7 @@ CONFIG_CASES = [
                                         "task:, ...), got a string"),
     (["--config", "{tmp}/number.yaml"], "{tmp}/number.yaml: the top level must be a mapping of sections (model:, "
                                         "task:, ...), got a number"),
+    (["--config", "{tmp}/run"], "{tmp}/run is a directory, not a config file"),
     (["--config", "{tmp}/utf16.yaml"], "{tmp}/utf16.yaml: not a UTF-8 YAML text file: the file is UTF-16 text, not "
                                        "UTF-8; save it as UTF-8"),
     (["--config", "{tmp}/binary.yaml"], "{tmp}/binary.yaml: not a UTF-8 YAML text file: the file holds binary data "

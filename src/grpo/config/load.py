@@ -80,6 +80,8 @@ def _no_repeated_keys(node: yaml.MappingNode, source: str) -> None:
 
 def read_yaml(path: Path) -> dict[str, Any]:
     """Parse a YAML mapping from `path`, naming the file and line on failure."""
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory, not a config file")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:

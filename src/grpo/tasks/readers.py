@@ -66,7 +66,8 @@ def read_table(path: str, key: str, split: str) -> Table:
     readers: dict[str, Callable[[bytes, str], Table]] = {".jsonl": _jsonl, ".json": _json, ".csv": _csv}
     table = readers[suffix](data, path)
     if not table.rows and not table.problems:
-        table.problems.append(f"{path}: no rows (only blank lines{' and a header' if suffix == '.csv' else ''})")
+        why = {".jsonl": "only blank lines", ".json": "an empty array", ".csv": "only blank lines and a header"}
+        table.problems.append(f"{path}: no rows ({why[suffix]})")
     return table
 
 
@@ -78,16 +79,39 @@ def _decode_line(raw: bytes, where: str, problems: list[str]) -> str | None:
         return None
 
 
+class RepeatedKey(ValueError):
+    """A JSON object names the same key twice (json.loads would silently keep the last)."""
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen: set[str] = set()
+        repeated = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise RepeatedKey(f"key '{repeated}' appears twice in one object")
+    return record
+
+
+DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)
+
+
 def parse_json(text: str) -> tuple[object, str | None]:
     """(value, None) for valid JSON text, else (None, why not)."""
     try:
-        return json.loads(text), None
-    except RecursionError:
-        return None, "not valid JSON (nested too deeply)"
-    except json.JSONDecodeError as error:
-        return None, f"not valid JSON ({error.msg} at column {error.colno})"
-    except ValueError as error:  # e.g. an integer literal longer than Python converts
-        return None, f"not valid JSON ({error})"
+        return DECODER.decode(text), None
+    except (ValueError, RecursionError) as error:
+        return None, json_error(error)
+
+
+def json_error(error: ValueError | RecursionError) -> str:
+    """Why JSON text was refused, in one line."""
+    if isinstance(error, RepeatedKey):
+        return str(error)
+    if isinstance(error, json.JSONDecodeError):
+        return f"not valid JSON ({error.msg} at column {error.colno})"
+    if isinstance(error, RecursionError):
+        return "not valid JSON (nested too deeply)"
+    return f"not valid JSON ({str(error).splitlines()[0]})"  # e.g. an integer longer than Python converts
 
 
 def _jsonl(data: bytes, path: str) -> Table:
@@ -128,7 +152,7 @@ def _json(data: bytes, path: str) -> Table:
 
 def _json_array(text: str, path: str) -> Table:
     """The elements of a top-level array, each with the line it starts on."""
-    decoder, table = json.JSONDecoder(), Table()
+    decoder, table = DECODER, Table()
     line_of = lambda index: text.count("\n", 0, index) + 1
     blank = re.compile(r"\s*")
     index = blank.match(text, text.index("[") + 1).end()
@@ -138,8 +162,7 @@ def _json_array(text: str, path: str) -> Table:
         try:
             value, end = decoder.raw_decode(text, index)
         except (ValueError, RecursionError) as error:
-            why = f"{error.msg}" if isinstance(error, json.JSONDecodeError) else "nested too deeply"
-            table.problems.append(f"{path}:{line_of(index)}: not valid JSON ({why}); rows after it were not read")
+            table.problems.append(f"{path}:{line_of(index)}: {json_error(error)}; rows after it were not read")
             return table
         table.rows.append(Row(line_of(index), value))
         index = blank.match(text, end).end()

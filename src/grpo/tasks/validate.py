@@ -64,7 +64,16 @@ def text_problem(value: object) -> str | None:
         return "is null"
     if not isinstance(value, str):
         return f"is {article(json_kind(value))}, not text"
-    return None if value.strip() else "is empty"
+    return unicode_problem(value) if value.strip() else "is empty"
+
+
+def unicode_problem(text: str) -> str | None:
+    """Text a tokenizer cannot encode: a lone UTF-16 surrogate (JSON allows writing one as \\ud800)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return f"holds a lone surrogate ({text[error.start]!r}), which is not Unicode text"
+    return None
 
 
 def answer_problem(value: object) -> str | None:
@@ -77,7 +86,7 @@ def answer_problem(value: object) -> str | None:
         return None
     if not isinstance(value, str):
         return f"is a {type(value).__name__}, not text or a number"
-    return None if value.strip() else "is empty"
+    return unicode_problem(value) if value.strip() else "is empty"
 
 
 def integer_problem(value: object) -> str | None:
