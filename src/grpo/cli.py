@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
 from grpo.errors import UserError
+from grpo.run.quiet import quiet_console
 
 EXIT_USER_ERROR = 2
+QUIET_COMMANDS = ("train", "eval", "sft", "compare")  # the commands that load models and read datasets
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -101,13 +104,13 @@ def _train(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from grpo.config import load_config
     from grpo.models.load import load_policy, load_tokenizer, resolve_device, resolve_model_path
-    from grpo.tasks.registry import build_task_setup
+    from grpo.trainers.checks import checked_task_setup
     from grpo.trainers.evaluate import greedy_accuracy
 
     config = load_config(args.config, [*args.overrides, f"model.path={args.model}"])
     path = resolve_model_path(config.model.path)
     tokenizer = load_tokenizer(path)
-    setup = build_task_setup(config.task, tokenizer)
+    setup = checked_task_setup(config, tokenizer)
     model = load_policy(path, config.model.dtype, resolve_device(config.model.device))
     examples = setup.task.test_examples()
     result = greedy_accuracy(model, tokenizer, examples, config.rollout.max_new_tokens, check=setup.check)
@@ -144,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {"train": _train, "eval": _eval, "sft": _sft, "compare": _compare, "report": _report, "bench": _bench}
     try:
-        return handlers[args.command](args)
+        with quiet_console() if args.command in QUIET_COMMANDS else contextlib.nullcontext():
+            return handlers[args.command](args)
     except UserError as error:
         print(f"grpo {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR

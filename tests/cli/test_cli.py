@@ -48,7 +48,11 @@ def test_train_writes_a_complete_run_directory(tiny_model_dir: Path, tmp_path: P
                  "rollout.group_size=2", "rollout.max_new_tokens=6", "task.test_size=8", "log.progress=false"])
     assert code == 0
     run = tmp_path / "r"
-    assert "held-out greedy accuracy: base" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "held-out greedy accuracy: base" in captured.out
+    # Only the project's own lines: no progress bars, deprecations or library log records.
+    assert all(line.startswith("warning: ") for line in captured.err.splitlines()), captured.err
+    assert all(line.startswith(("held-out", "final checkpoint", "report:")) for line in captured.out.splitlines())
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows] == [0, 1, 2, 3]
     assert "eval_accuracy" in rows[0] and "eval_accuracy" in rows[2] and "eval_accuracy" in rows[3]
@@ -65,3 +69,21 @@ def test_train_writes_a_complete_run_directory(tiny_model_dir: Path, tmp_path: P
 def test_eval_reports_accuracy_of_a_model_dir(tiny_model_dir: Path, capsys):
     assert main(["eval", str(tiny_model_dir), "task.test_size=5", "rollout.max_new_tokens=4"]) == 0
     assert "greedy accuracy on 5 held-out prompts: " in capsys.readouterr().out
+
+
+def test_help_builds_the_parser_without_torch_or_transformers():
+    """`grpo --help` and every sub-command's `--help` answer without importing the heavy libraries."""
+    script = (
+        "import sys\n"
+        "from grpo.cli import main\n"
+        "for argv in ([], ['train'], ['eval'], ['sft'], ['compare'], ['report'], ['bench'],\n"
+        "             ['bench', 'generate'], ['bench', 'logprob'], ['bench', 'step']):\n"
+        "    try:\n"
+        "        main([*argv, '--help'])\n"
+        "    except SystemExit as exit:\n"
+        "        assert exit.code == 0, argv\n"
+        "print(sorted(name for name in ('torch', 'transformers', 'datasets') if name in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

@@ -1,19 +1,15 @@
 """The table of malformed configs and datasets, each with the exact one-line error it must print.
 
 Config cases go through the `grpo` command: exit code 2, one stderr line, no traceback, and no run
-directory left behind. Dataset cases go through `grpo.tasks.validate`, which every file dataset
-reader calls; each lists all the problems of a file in one message, naming file and line.
+directory left behind. Config files that are not UTF-8 YAML text, hold no mapping, repeat a key or
+hide an alias bomb are among them. Malformed datasets have their own table in tests/tasks/test_validate.py.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
 from grpo.cli import main
-from grpo.tasks.validate import DatasetError, PromptLimit, validate_jsonl
 
 E = "grpo train: error: "
 OPTIM_KEYS = "steps, lr, weight_decay, betas, warmup_steps, max_grad_norm, micro_batch_size"
@@ -53,7 +49,27 @@ CONFIG_CASES = [
     (["optim.lr"], "override 'optim.lr' is not of the form key=value (e.g. optim.lr=3e-5)"),
     (["--config", "{tmp}/missing.yaml"], "config file not found: {tmp}/missing.yaml"),
     (["--config", "{tmp}/bad.yaml"], "{tmp}/bad.yaml:3: invalid YAML (expected ',' or ']', but got '<stream end>')"),
-    (["--config", "{tmp}/list.yaml"], "{tmp}/list.yaml: the top level must be a mapping of sections, got list"),
+    (["--config", "{tmp}/list.yaml"], "{tmp}/list.yaml: the top level must be a mapping of sections (model:, task:, "
+                                      "...), got a list"),
+    (["--config", "{tmp}/scalar.yaml"], "{tmp}/scalar.yaml: the top level must be a mapping of sections (model:, "
+                                        "task:, ...), got a string"),
+    (["--config", "{tmp}/number.yaml"], "{tmp}/number.yaml: the top level must be a mapping of sections (model:, "
+                                        "task:, ...), got a number"),
+    (["--config", "{tmp}/run"], "{tmp}/run is a directory, not a config file"),
+    (["--config", "{tmp}/utf16.yaml"], "{tmp}/utf16.yaml: not a UTF-8 YAML text file: the file is UTF-16 text, not "
+                                       "UTF-8; save it as UTF-8"),
+    (["--config", "{tmp}/binary.yaml"], "{tmp}/binary.yaml: not a UTF-8 YAML text file: the file holds binary data "
+                                        "(NUL bytes), not UTF-8 text"),
+    (["--config", "{tmp}/latin1.yaml"], "{tmp}/latin1.yaml:3: bytes that are not UTF-8 (0xe9); save the file as "
+                                        "UTF-8"),
+    (["--config", "{tmp}/bomb.yaml"], "{tmp}/bomb.yaml: YAML aliases expand it to more than 1000000 characters (an "
+                                      "alias bomb); write the values out instead of repeating aliases"),
+    (["--config", "{tmp}/loop.yaml"], "{tmp}/loop.yaml:2: a YAML alias refers to the node that contains it"),
+    (["--config", "{tmp}/twice.yaml"], "{tmp}/twice.yaml:3: key 'lr' appears twice in the same section (the later "
+                                       "one would silently win)"),
+    (["--config", "{tmp}/control.yaml"], "{tmp}/control.yaml:1: invalid YAML (character #x0007 is not allowed in YAML "
+                                         "text)"),
+    (["--config", "{tmp}/two.yaml"], "{tmp}/two.yaml:2: invalid YAML (but found another document)"),
     (["model.path={tmp}/nothing"], "model.path: {tmp}/nothing is not a model directory (no config.json there)"),
     (["model.path={model}", "rollout.max_new_tokens=64"], "rollout.max_new_tokens (64) must be below the model's "
                                                           "max_position_embeddings (64)"),
@@ -73,6 +89,7 @@ def test_malformed_config_prints_its_exact_error(argv, message, tmp_path, tiny_m
     monkeypatch.chdir(tmp_path)
     (tmp_path / "bad.yaml").write_text("optim:\n  lr: [1\n")
     (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    write_bad_configs(tmp_path)
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "config.yaml").write_text("seed: 0\n")  # a run that died before its first checkpoint
     fill = lambda text: text.format(tmp=tmp_path, model=tiny_model_dir)
@@ -84,53 +101,49 @@ def test_malformed_config_prints_its_exact_error(argv, message, tmp_path, tiny_m
     assert not (tmp_path / "runs").exists()
 
 
-def write_jsonl(path: Path, rows: list[object]) -> Path:
-    path.write_text("".join((row if isinstance(row, str) else json.dumps(row)) + "\n" for row in rows))
-    return path
+def billion_laughs(levels: int = 9, width: int = 10) -> str:
+    """The classic alias bomb: each level lists the previous one `width` times (10**9 leaves, 1 KiB of text)."""
+    lines = ['a0: &a0 "lol"']
+    for level in range(1, levels + 1):
+        refs = ", ".join(f"*a{level - 1}" for _ in range(width))
+        lines.append(f"a{level}: &a{level} [{refs}]")
+    return "\n".join(lines) + "\n"
 
 
-COLUMNS = {"prompt": "question", "answer": "answer"}
-LIMIT = PromptLimit(count_tokens=len, max_tokens=10, key="rollout.max_prompt_tokens")
-GOOD = {"question": "2+3*4=", "answer": "14"}
-
-# (rows written to data.jsonl, or None for no file, and the exact message after "{file}: ").
-DATASET_CASES = [
-    (None, "dataset file not found: {file}"),
-    ([], "{file}: 1 problem(s): {file}: the dataset is empty (no rows)"),
-    ([GOOD, {"question": "1+1="}], "{file}: 1 problem(s): {file}:2: no column 'answer' (the answer column)"),
-    ([{"prompt": "1+1=", "answer": "2"}], "{file}: 1 problem(s): {file}:1: no column 'question' (the prompt column)"),
-    ([GOOD, {"question": "   ", "answer": "0"}], "{file}: 1 problem(s): {file}:2: empty prompt in column 'question'"),
-    ([{"question": "1+2+3+4+5+6=", "answer": "21"}],
-     "{file}: 1 problem(s): {file}:1: prompt is 12 tokens, over the limit of 10 (rollout.max_prompt_tokens)"),
-    ([GOOD, "{not json"], "{file}: 1 problem(s): {file}:2: not valid JSON (Expecting property name enclosed in "
-                          "double quotes at column 2)"),
-    ([["2+2=", "4"]], "{file}: 1 problem(s): {file}:1: expected a JSON object, got list"),
-    ([{"question": 7, "answer": "7"}], "{file}: 1 problem(s): {file}:1: the prompt column 'question' holds int, not "
-                                      "text"),
-    ([{"answer": "1"}, GOOD, "oops", {"question": "", "answer": "0"}],
-     "{file}: 3 problem(s): {file}:3: not valid JSON (Expecting value at column 1); {file}:1: no column 'question' "
-     "(the prompt column); {file}:4: empty prompt in column 'question'"),
-    ([{"answer": str(i)} for i in range(12)],
-     "{file}: 12 problem(s): " + "; ".join(f"{{file}}:{i}: no column 'question' (the prompt column)"
-                                           for i in range(1, 11)) + "; and 2 more"),
-]
+def write_bad_configs(tmp_path) -> None:
+    """Config files that are not UTF-8 YAML mappings, or that hide an alias bomb or a repeated key."""
+    (tmp_path / "scalar.yaml").write_text("just some words\n")
+    (tmp_path / "number.yaml").write_text("42\n")
+    (tmp_path / "utf16.yaml").write_bytes("optim:\n  lr: 0.001\n".encode("utf-16"))
+    (tmp_path / "binary.yaml").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    (tmp_path / "latin1.yaml").write_bytes("seed: 1\ntask:\n  name: caf\u00e9\n".encode("latin-1"))
+    (tmp_path / "bomb.yaml").write_text(billion_laughs())
+    (tmp_path / "loop.yaml").write_text("optim:\n  betas: &b [0.9, *b]\n")
+    (tmp_path / "twice.yaml").write_text("optim:\n  lr: 0.1\n  lr: 0.2\n")
+    (tmp_path / "control.yaml").write_text("seed: 1\x07\n")
+    (tmp_path / "two.yaml").write_text("seed: 1\n---\nseed: 2\n")
 
 
-@pytest.mark.parametrize(("rows", "message"), DATASET_CASES, ids=[case[1][:40] for case in DATASET_CASES])
-def test_malformed_dataset_lists_every_problem_with_file_and_line(rows, message, tmp_path):
-    path = tmp_path / "data.jsonl"
-    if rows is not None:
-        write_jsonl(path, rows)
-    with pytest.raises(DatasetError) as error:
-        validate_jsonl(path, COLUMNS, limit=LIMIT)
-    assert str(error.value) == message.format(file=path)
-    assert "\n" not in str(error.value)
+def test_an_alias_bomb_is_refused_quickly(tmp_path):
+    """Refused while parsing: the check walks the shared nodes once instead of expanding 10**9 leaves."""
+    import time
+
+    from grpo.config.load import ConfigError, parse_yaml
+
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match="alias bomb"):
+        parse_yaml(billion_laughs(levels=30), "bomb.yaml")
+    assert time.perf_counter() - start < 1.0
 
 
-def test_a_valid_dataset_passes_and_returns_its_rows(tmp_path):
-    path = write_jsonl(tmp_path / "data.jsonl", [GOOD, "", {"question": "1+1=", "answer": "2", "extra": 1}])
-    assert validate_jsonl(path, COLUMNS, limit=LIMIT) == [GOOD, {"question": "1+1=", "answer": "2", "extra": 1}]
+def test_aliases_within_reason_and_merge_keys_still_load():
+    from grpo.config.load import parse_yaml
+
+    data = parse_yaml("base: &b {lr: 0.1, steps: 3}\noptim:\n  <<: *b\n  lr: 0.2\n", "ok.yaml")
+    assert data["optim"] == {"lr": 0.2, "steps": 3}
 
 
-def test_the_table_has_at_least_25_cases():
-    assert len(CONFIG_CASES) + len(DATASET_CASES) >= 25
+def test_an_override_value_cannot_smuggle_a_bomb(tmp_path, capsys):
+    bomb = "{" + billion_laughs(levels=8).replace("\n", ", ").rstrip(", ") + "}"
+    assert main(["train", f"task.columns={bomb}", f"log.output_dir={tmp_path}/runs"]) == 2
+    assert "alias bomb" in capsys.readouterr().err

@@ -73,9 +73,9 @@ def test_separate_test_file(tmp_path):
         ({"train_path": "{tmp}/missing.jsonl"}, "task.train_path: .*missing.jsonl does not exist"),
         ({"train_path": "{tmp}/data.txt"}, "is not .jsonl, .json, .parquet or .csv"),
         ({"columns": {"prompt": "question", "answer": "sol"}},
-         r"task.columns: .* has no column for prompt->question \(its columns: level, q, sol\)"),
+         r"data.jsonl: no row has column 'question' \(prompt\); its columns: level, q, sol"),
         ({"test_size": 12}, r"task.test_size \(12\) leaves no training rows"),
-        ({"columns": {"prompt": "q", "answer": "q"}}, "row 1: no '####' answer line"),
+        ({"columns": {"prompt": "q", "answer": "q"}}, r"data.jsonl:1: column 'q' \(answer\): no '####' answer line"),
     ],
 )
 def test_data_errors_name_the_key_or_row(tmp_path, task, message):

@@ -11,13 +11,13 @@ import argparse
 from collections.abc import Callable
 
 
-def _options(module: str) -> Callable[[argparse.ArgumentParser], None]:
-    """The add_arguments of a benchmark module, imported only when the parser is built."""
+def _options(name: str) -> Callable[[argparse.ArgumentParser], None]:
+    """A benchmark's options from `grpo.bench.options` (light: no torch import to build the parser)."""
 
     def add(parser: argparse.ArgumentParser) -> None:
-        import importlib
+        from grpo.bench import options
 
-        importlib.import_module(f"grpo.bench.{module}").add_arguments(parser)
+        getattr(options, name)(parser)
 
     return add
 

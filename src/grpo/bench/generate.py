@@ -17,6 +17,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from grpo.bench.common import alternate, arithmetic_examples, emit, load, machine, model_dir
+from grpo.bench.options import threads
 from grpo.rollout import SamplingParams, generate
 
 
@@ -93,18 +94,7 @@ def _rates(counts: list[int], walls: list[float]) -> list[float]:
     return [count / wall for count, wall in zip(counts[1:], walls)]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The command-line options of this benchmark (shared by `grpo bench` and benchmarks/)."""
-    parser.add_argument("--model", choices=["tiny", "small"], default="tiny")
-    parser.add_argument("--prompts", type=int, default=4, help="B distinct prompts")
-    parser.add_argument("--group-size", type=int, default=8, help="G completions per prompt")
-    parser.add_argument("--max-new-tokens", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=7, help="timed rounds (plus one warm-up)")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--compile", action="store_true", help="also time the engine with rollout.compile")
-
-
 def main(args: argparse.Namespace) -> int:
-    emit(run(args.model, args.prompts, args.group_size, args.max_new_tokens, args.repeats, args.threads,
+    emit(run(args.model, args.prompts, args.group_size, args.max_new_tokens, args.repeats, threads(args),
              args.compile))
     return 0

@@ -19,6 +19,8 @@ import time
 import torch
 
 from grpo.bench.common import emit, machine
+from grpo.bench.options import logprob as add_arguments
+from grpo.bench.options import threads
 
 
 def _status_bytes(field: str) -> int:
@@ -61,7 +63,7 @@ def child(path: str, sequences: int, tokens: int, vocab: int, hidden_size: int, 
 def run(args: argparse.Namespace) -> dict:
     """Run the children alternately and gather their measurements into one record."""
     start = machine()
-    shape = [str(args.sequences), str(args.tokens), str(args.vocab), str(args.hidden), str(args.threads)]
+    shape = [str(args.sequences), str(args.tokens), str(args.vocab), str(args.hidden), str(threads(args))]
     runs: dict[str, list[dict]] = {"full_logits": [], "chunked": []}
     for _ in range(args.repeats):
         for path, key in (("full", "full_logits"), ("chunked", "chunked")):
@@ -79,16 +81,6 @@ def run(args: argparse.Namespace) -> dict:
     record["ratio_peak_bytes_chunked_over_full"] = chunked["peak_bytes"] / full["peak_bytes"]
     record["ratio_wall_chunked_over_full"] = chunked["wall_s"] / full["wall_s"]
     return record
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The command-line options of this benchmark (shared by `grpo bench` and benchmarks/)."""
-    parser.add_argument("--sequences", type=int, default=4)
-    parser.add_argument("--tokens", type=int, default=1024, help="tokens per sequence")
-    parser.add_argument("--vocab", type=int, default=151_936)
-    parser.add_argument("--hidden", type=int, default=896)
-    parser.add_argument("--repeats", type=int, default=1, help="child runs per path")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
 
 
 def main(args: argparse.Namespace) -> int:

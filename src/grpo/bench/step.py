@@ -28,6 +28,7 @@ import grpo.trainers.accumulate as accumulate_module
 import grpo.trainers.grpo as grpo_module
 import grpo.trainers.rollout_phase as rollout_module
 from grpo.bench.common import arithmetic_examples, emit, machine, model_dir
+from grpo.bench.options import threads
 from grpo.config import load_config
 from grpo.errors import UserError
 from grpo.models.load import frozen_copy, load_policy, load_tokenizer
@@ -150,7 +151,7 @@ def _summary(steps: list[dict]) -> dict[str, float]:
 
 def run(args: argparse.Namespace) -> dict:
     """Alternate rounds of our steps and TRL's steps; return the record."""
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(threads(args))
     torch.manual_seed(0)
     start = machine()
     ours_steps: list[dict] = []
@@ -190,21 +191,6 @@ def run(args: argparse.Namespace) -> dict:
         record["reward_second_half_mean"] = {"grpo": statistics.fmean(ours_rewards[half:]),
                                              "trl": statistics.fmean(trl_rewards[half:]) if trl_rewards else None}
     return record
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The command-line options of this benchmark (shared by `grpo bench` and benchmarks/)."""
-    parser.add_argument("--model", choices=["tiny", "small"], default="tiny")
-    parser.add_argument("--prompts", type=int, default=4, help="B prompts per step")
-    parser.add_argument("--group-size", type=int, default=8, help="G completions per prompt")
-    parser.add_argument("--max-new-tokens", type=int, default=32)
-    parser.add_argument("--beta", type=float, default=0.04)
-    parser.add_argument("--lr", type=float, default=3e-4)
-    parser.add_argument("--steps", type=int, default=3, help="steps per round")
-    parser.add_argument("--rounds", type=int, default=3, help="timed rounds of each (plus one warm-up round)")
-    parser.add_argument("--curve", type=int, default=0, help="instead: run N continuous steps of each, log rewards")
-    parser.add_argument("--no-trl", action="store_true", help="time this trainer only (TRL not installed)")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
 
 
 def main(args: argparse.Namespace) -> int:

@@ -93,6 +93,14 @@ class TaskConfig(Section):
     )
     chat: bool = Field(False, description="Wrap the prompt in the tokenizer's chat template.")
     system_prompt: str | None = Field(None, description="System message when chat is on (r1: the R1 preamble).")
+    max_prompt_tokens: int | None = Field(
+        None, ge=1, description="Longest prompt in tokens once templated; default: what the model's context "
+        "leaves after rollout.max_new_tokens."
+    )
+    overlong_prompts: Literal["error", "drop"] = Field(
+        "error", description="Rows whose prompt is over the limit: error (refuse the dataset, naming each line) "
+        "or drop (skip them and print how many)."
+    )
     countdown_numbers: tuple[int, int] = Field((3, 4), description="Countdown: fewest and most numbers given.")
     countdown_max_number: int = Field(50, ge=2, description="Countdown: largest generated number.")
 

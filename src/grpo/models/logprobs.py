@@ -22,6 +22,7 @@ from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
 from grpo.models.chunked_head import chunked_logprobs
 from grpo.rollout import position_ids_from_mask
+from grpo.rollout.cache_name import cache_keyword, returned_cache
 
 Head = tuple[torch.Tensor, torch.Tensor | None]
 # Completions of a training batch run in this many length buckets (see grouped_completion_logprobs).
@@ -168,7 +169,7 @@ def grouped_completion_logprobs(
             position_ids=position_ids_from_mask(unique_mask),
             use_cache=True,
         )
-    cache = prefix.past_key_values if prefix is not None else None
+    cache = returned_cache(prefix) if prefix is not None else None
     if not isinstance(cache, Cache) or any(type(layer) is not DynamicLayer for layer in cache.layers):
         input_ids = torch.cat([prompt_ids, completion_ids], dim=1)  # (N, P+T)
         return completion_logprobs(model, input_ids, torch.cat([prompt_mask, completion_mask], 1), T, temperature)
@@ -204,12 +205,13 @@ def _completion_hidden(
     """(n, t, H) final hidden states of n completions of t tokens on top of their prompts' cached
     keys and values ((n, heads, P, d) per layer) and (n, P) prompt mask."""
     mask = torch.cat([prompt_mask, completion_mask], dim=1)  # (n, P + t)
-    return decoder_body(model)(
+    body = decoder_body(model)
+    return body(
         input_ids=completion_ids,
         attention_mask=mask.long(),
         position_ids=position_ids_from_mask(mask)[:, prompt_mask.shape[1] :],
-        past_key_values=DynamicCache(ddp_cache_data=prompt_kv),
         use_cache=True,
+        **{cache_keyword(body): DynamicCache(ddp_cache_data=prompt_kv)},
     ).last_hidden_state
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 import torch
 from transformers.cache_utils import Cache, DynamicLayer, StaticCache, StaticLayer
 
+from grpo.rollout.cache_name import cache_keyword
 from grpo.rollout.sampling import sample_next_token
 from grpo.rollout.types import SamplingParams
 
@@ -37,10 +38,12 @@ def _step(
     attention: torch.Tensor,
     positions: torch.Tensor,
     cache: StaticCache,
+    cache_name: str,
 ) -> torch.Tensor:
-    """One cached forward of one token per row: (N, 1) ids -> (N, V) next-token logits."""
-    out = model(input_ids=tokens, attention_mask=attention, position_ids=positions, past_key_values=cache,
-                use_cache=True)
+    """One cached forward of one token per row: (N, 1) ids -> (N, V) next-token logits; `cache_name` is
+    the model's keyword for its cache (`grpo.rollout.cache_name`, read outside the compiled region)."""
+    out = model(input_ids=tokens, attention_mask=attention, position_ids=positions, use_cache=True,
+                **{cache_name: cache})
     return out.logits[:, -1, :]
 
 
@@ -101,7 +104,7 @@ def decode_static(
     # (N, C), the same shape every step: columns not yet written are excluded by the causal mask.
     attention = torch.cat([prompt_mask.long(), prompt_mask.new_ones((n, capacity - width), dtype=torch.long)], 1)
     positions = prompt_mask.long().sum(dim=-1, keepdim=True)  # (N, 1) position of completion token 0
-    step = compiled_step()
+    step, cache_name = compiled_step(), cache_keyword(model)
     for t in range(steps):
         tokens, token_logprobs = sample_next_token(logits, params, generator)  # (N,) each
         fed = tokens.masked_fill(done, pad_token_id)
@@ -109,6 +112,6 @@ def decode_static(
         done = done | (tokens == eos_token_id)
         if t == steps - 1 or bool(done.all()):
             break
-        logits = step(model, fed.unsqueeze(-1), attention, positions + t, cache)  # (N, V)
+        logits = step(model, fed.unsqueeze(-1), attention, positions + t, cache, cache_name)  # (N, V)
     length = t + 1
     return ids[:length].t().contiguous(), mask[:length].t().contiguous(), logprobs[:length].t().contiguous(), done

@@ -16,6 +16,7 @@ from dataclasses import fields, replace
 import torch
 from transformers.cache_utils import Cache
 
+from grpo.rollout.cache_name import cache_keyword, returned_cache
 from grpo.rollout.compiled import FAILED, decode_static, static_cache
 from grpo.rollout.kv_cache import preallocate
 from grpo.rollout.sampling import sample_next_token
@@ -210,7 +211,7 @@ def _prefill(
 ) -> tuple[torch.Tensor, Cache | LegacyCache]:
     """Run the prompts once, filling the cache and returning the logits for the first new token.
 
-    The model builds the cache type it needs (passing past_key_values=None with use_cache=True), so
+    The model builds the cache type it needs (passing no cache with use_cache=True), so
     models with sliding-window or hybrid layers get their own cache. Only the last column's logits
     are asked for where the model supports `logits_to_keep`, avoiding a (B, P, V) tensor.
 
@@ -223,11 +224,10 @@ def _prefill(
         input_ids=prompt_ids,
         attention_mask=prompt_mask.long(),
         position_ids=position_ids_from_mask(prompt_mask),
-        past_key_values=None,
         use_cache=True,
         **extra,
     )
-    return out.logits[:, -1, :], out.past_key_values
+    return out.logits[:, -1, :], returned_cache(out)
 
 
 def _accepts(model: torch.nn.Module, argument: str) -> bool:
@@ -284,6 +284,7 @@ def _decode(
     # outputs of finished rows are discarded, so what they attend to does not matter.
     attention = torch.cat([prompt_mask.long(), prompt_mask.new_ones((n, steps), dtype=torch.long)], 1)
     positions = prompt_mask.long().sum(dim=-1, keepdim=True)  # (a, 1) position of completion token 0
+    cache_name = cache_keyword(model)
     for t in range(steps):
         tokens, token_logprobs = sample_next_token(logits, params, generator)  # (a,) each
         fed = tokens.masked_fill(done, pad_token_id)  # (a,)
@@ -304,10 +305,10 @@ def _decode(
             input_ids=fed.unsqueeze(-1),
             attention_mask=attention[:, : width + t + 1],
             position_ids=positions + t,
-            past_key_values=cache,
             use_cache=True,
+            **{cache_name: cache},
         )
-        logits, cache = out.logits[:, -1, :], out.past_key_values  # (a, V)
+        logits, cache = out.logits[:, -1, :], returned_cache(out)  # (a, V)
     finished = torch.ones(n, dtype=torch.bool, device=device)  # rows compacted away had finished
     finished[active] = done
     length = t + 1

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from grpo.config import RunConfig, dump_config
 from grpo.errors import UserError
+from grpo.run.quiet import attach_run_dir
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -23,4 +24,5 @@ def create_run_dir(config: RunConfig) -> Path:
         raise UserError(f"log.run_name: run directory {path} already exists; choose another name")
     path.mkdir(parents=True, exist_ok=True)
     (path / CONFIG_FILE).write_text(dump_config(config))
+    attach_run_dir(path)
     return path

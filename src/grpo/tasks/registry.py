@@ -6,7 +6,7 @@ task section and the tokenizer (for chat templates) and returns a TaskSetup.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from transformers import PreTrainedTokenizerBase
@@ -21,10 +21,25 @@ from grpo.rewards.math_answer import gsm8k_reference, math_answer, math_referenc
 from grpo.tasks import countdown as countdown_task
 from grpo.tasks import gsm8k
 from grpo.tasks import math as math_task
-from grpo.tasks.api import Task
+from grpo.tasks.api import Example, Task
 from grpo.tasks.arithmetic import ArithmeticTask
-from grpo.tasks.files import ListTask, load_rows, split_holdout, to_examples
+from grpo.tasks.files import ListTask, split_holdout
 from grpo.tasks.prompts import PromptFormat
+from grpo.tasks.validate import (
+    Field,
+    PromptBudget,
+    RowSpec,
+    answer_problem,
+    answer_text,
+    as_int,
+    check_file,
+    integer_list_problem,
+    integer_problem,
+    present,
+    raise_problems,
+    text_problem,
+    warn_duplicates,
+)
 
 FORMAT_WEIGHT = 0.5  # the format reward is a shaping term: half the weight of a right answer
 REFERENCE_PARSERS: dict[str, Callable[[str], str]] = {
@@ -43,6 +58,9 @@ class TaskSetup:
     check: RewardCallable
 
 
+TaskBuilder = Callable[[TaskConfig, "PreTrainedTokenizerBase | None", "PromptBudget | None"], TaskSetup]
+
+
 def _prompt_format(config: TaskConfig, default: str, tokenizer: PreTrainedTokenizerBase | None) -> PromptFormat:
     return PromptFormat(config.template or default, config.chat, config.system_prompt, tokenizer)
 
@@ -54,61 +72,107 @@ def _rewards(answer: RewardCallable, prompts: PromptFormat) -> list[WeightedRewa
     return rewards
 
 
-def _arithmetic(config: TaskConfig, tokenizer: PreTrainedTokenizerBase | None) -> TaskSetup:
+def _arithmetic(config: TaskConfig, tokenizer: PreTrainedTokenizerBase | None, budget: PromptBudget | None
+                ) -> TaskSetup:
     task = ArithmeticTask(config.min_ops, config.max_ops, config.max_operand, config.paren_prob,
                           config.precedence_only, config.test_size)
     return TaskSetup(task, [WeightedReward("exact_answer", exact_answer, 1.0)], exact_answer)
 
 
-def _dataset(config: TaskConfig, prompts: PromptFormat, defaults: dict[str, str], answer_format: str,
-             question: Callable[[dict], str] | None = None) -> ListTask:
-    """Examples from `task.train_path` (and `task.test_path`), columns mapped over the defaults."""
+def _reference(parse: Callable[[str], str], column: str) -> Callable[[object], str]:
+    """The reference answer from a checked answer value; a parse failure names the column."""
+
+    def reference(value: object) -> str:
+        try:
+            answer = parse(answer_text(value))
+        except ValueError as error:
+            raise ValueError(f"column '{column}' (answer): {error}") from None
+        if not answer.strip():
+            raise ValueError(f"column '{column}' (answer) gives an empty reference answer")
+        return answer
+
+    return reference
+
+
+def _extras(mapping: Mapping[str, str], taken: tuple[str, ...]) -> tuple[Field, ...]:
+    return tuple(Field(role, column, present) for role, column in mapping.items() if role not in taken)
+
+
+def _question_spec(config: TaskConfig, prompts: PromptFormat, defaults: dict[str, str], answer_format: str) -> RowSpec:
+    """Rows with a prompt column (text) and an answer column (text or number) parsed by the answer format."""
     mapping = {**defaults, **config.columns}
-    ask = question or (lambda row: str(row[mapping["prompt"]]))
-    if question is None and "prompt" not in mapping:
-        raise UserError("task.columns: map the prompt role to a column, e.g. task.columns={prompt: question}")
-    reference = REFERENCE_PARSERS[config.answer_format or answer_format]
+    if "prompt" not in mapping or "answer" not in mapping:
+        raise UserError("task.columns: map the prompt and answer roles to columns, e.g. "
+                        "task.columns={prompt: question, answer: solution}")
+    extras = _extras(mapping, ("prompt", "answer"))
+    reference = _reference(REFERENCE_PARSERS[config.answer_format or answer_format], mapping["answer"])
+    fields = (Field("prompt", mapping["prompt"], text_problem), Field("answer", mapping["answer"], answer_problem))
 
-    def read(path: str, key: str) -> list:
-        return to_examples(load_rows(path, config.split, key), mapping, ask, reference, prompts.render, path)
+    def build(row: Mapping[str, object]) -> Example:
+        return Example(prompts.render(str(row[mapping["prompt"]])), reference(row[mapping["answer"]]),
+                       {f.role: row[f.column] for f in extras})
 
-    examples = read(config.train_path, "task.train_path")
-    if config.test_path is None:
-        train, test = split_holdout(examples, config.test_size, config.train_path)
+    return RowSpec(fields + extras, build)
+
+
+def _dataset(config: TaskConfig, spec: RowSpec, budget: PromptBudget | None) -> ListTask:
+    """Examples from `task.train_path` (and `task.test_path`): every row of both checked in one pass."""
+    problems: list[str] = []
+    train = check_file(config.train_path, "task.train_path", config.split, spec, budget, problems)
+    test = (check_file(config.test_path, "task.test_path", config.split, spec, budget, problems)
+            if config.test_path is not None else None)
+    raise_problems(problems)
+    if test is None:
+        train_examples, test_examples = split_holdout(train.examples, config.test_size, config.train_path)
     else:
-        train, test = examples, read(config.test_path, "task.test_path")[: config.test_size]
-    return ListTask(tuple(train), tuple(test))
+        train_examples, test_examples = train.examples, test.examples[: config.test_size]
+    warn_duplicates(train_examples, test_examples, config.train_path, config.test_path)
+    return ListTask(tuple(train_examples), tuple(test_examples))
 
 
-def _math_like(module: object, default_template: str) -> Callable[..., TaskSetup]:
-    def build(config: TaskConfig, tokenizer: PreTrainedTokenizerBase | None) -> TaskSetup:
+def _math_like(module: object, default_template: str) -> TaskBuilder:
+    def build(config: TaskConfig, tokenizer: PreTrainedTokenizerBase | None, budget: PromptBudget | None) -> TaskSetup:
         prompts = _prompt_format(config, default_template, tokenizer)
-        task = _dataset(config, prompts, module.DEFAULT_COLUMNS, module.ANSWER_FORMAT)
+        task = _dataset(config, _question_spec(config, prompts, module.DEFAULT_COLUMNS, module.ANSWER_FORMAT), budget)
         return TaskSetup(task, _rewards(math_answer, prompts), math_answer)
 
     return build
 
 
-def _files(config: TaskConfig, tokenizer: PreTrainedTokenizerBase | None) -> TaskSetup:
+def _files(config: TaskConfig, tokenizer: PreTrainedTokenizerBase | None, budget: PromptBudget | None) -> TaskSetup:
     prompts = _prompt_format(config, "plain", tokenizer)
-    task = _dataset(config, prompts, {"prompt": "prompt", "answer": "answer"}, "raw")
+    task = _dataset(config, _question_spec(config, prompts, {"prompt": "prompt", "answer": "answer"}, "raw"), budget)
     return TaskSetup(task, _rewards(math_answer, prompts), math_answer)
 
 
-def _countdown(config: TaskConfig, tokenizer: PreTrainedTokenizerBase | None) -> TaskSetup:
+def _countdown_spec(config: TaskConfig, prompts: PromptFormat) -> RowSpec:
+    """Rows with a list of integers (nums) and an integer target; the answer is the target."""
+    mapping = {**countdown_task.DEFAULT_COLUMNS, **config.columns}
+    nums, target = mapping["nums"], mapping["target"]
+    extras = _extras(mapping, ("nums", "target", "prompt", "answer"))
+    fields = (Field("nums", nums, integer_list_problem), Field("target", target, integer_problem))
+
+    def build(row: Mapping[str, object]) -> Example:
+        goal = as_int(row[target])
+        question = countdown_task.question([as_int(n) for n in row[nums]], goal)
+        columns = {"nums": row[nums], "target": row[target], **{f.role: row[f.column] for f in extras}}
+        return Example(prompts.render(question), str(goal), columns)
+
+    return RowSpec(fields + extras, build)
+
+
+def _countdown(config: TaskConfig, tokenizer: PreTrainedTokenizerBase | None, budget: PromptBudget | None) -> TaskSetup:
     prompts = _prompt_format(config, "r1", tokenizer)
     if config.train_path is None:
         low, high = config.countdown_numbers
         task: Task = countdown_task.CountdownTask(prompts.render, low, high, config.countdown_max_number,
                                                   config.test_size)
     else:
-        mapping = {**countdown_task.DEFAULT_COLUMNS, **config.columns}
-        ask = lambda row: countdown_task.question(list(row[mapping["nums"]]), int(row[mapping["target"]]))
-        task = _dataset(config, prompts, {**countdown_task.DEFAULT_COLUMNS, "answer": mapping["target"]}, "raw", ask)
+        task = _dataset(config, _countdown_spec(config, prompts), budget)
     return TaskSetup(task, _rewards(countdown, prompts), countdown)
 
 
-TASK_BUILDERS: dict[str, Callable[[TaskConfig, PreTrainedTokenizerBase | None], TaskSetup]] = {
+TASK_BUILDERS: dict[str, TaskBuilder] = {
     "arithmetic": _arithmetic,
     "gsm8k": _math_like(gsm8k, "r1"),
     "math": _math_like(math_task, "r1"),
@@ -117,6 +181,11 @@ TASK_BUILDERS: dict[str, Callable[[TaskConfig, PreTrainedTokenizerBase | None], 
 }
 
 
-def build_task_setup(config: TaskConfig, tokenizer: PreTrainedTokenizerBase | None = None) -> TaskSetup:
-    """The task named by `config.name`, with its default rewards and accuracy check."""
-    return TASK_BUILDERS[config.name](config, tokenizer)
+def build_task_setup(config: TaskConfig, tokenizer: PreTrainedTokenizerBase | None = None,
+                     budget: PromptBudget | None = None) -> TaskSetup:
+    """The task named by `config.name`, with its default rewards and accuracy check.
+
+    A file-backed task reads and checks every row of its files first and raises one `DatasetError`
+    listing every problem; with `budget`, prompts too long for the model are refused (or dropped).
+    """
+    return TASK_BUILDERS[config.name](config, tokenizer, budget)

@@ -12,7 +12,7 @@ import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from transformers import AutoConfig
+from transformers import AutoConfig, PreTrainedTokenizerBase
 
 from grpo import dist
 from grpo.config import RunConfig
@@ -20,6 +20,9 @@ from grpo.config.schema import GuardsConfig
 from grpo.errors import UserError
 from grpo.models.load import resolve_model_path
 from grpo.tasks.api import Example, Task
+from grpo.tasks.pairs import PairLimit, check_pairs
+from grpo.tasks.registry import TaskSetup, build_task_setup
+from grpo.tasks.validate import DatasetError, PromptBudget, raise_problems
 
 logger = logging.getLogger("grpo.checks")
 
@@ -55,13 +58,60 @@ def group_size_problem(config: RunConfig) -> str | None:
             f"split groups; nearest valid settings: optim.micro_batch_size={below} or {above}")
 
 
+def model_context(config: RunConfig) -> int | None:
+    """The model's context length (max_position_embeddings) from its config.json alone, or None."""
+    return getattr(AutoConfig.from_pretrained(resolve_model_path(config.model.path)), "max_position_embeddings", None)
+
+
 def model_limits(config: RunConfig) -> None:
     """Completions must fit the model's positions; read from config.json alone, before any weights load."""
-    path = resolve_model_path(config.model.path)
-    limit = getattr(AutoConfig.from_pretrained(path), "max_position_embeddings", None)
+    limit = model_context(config)
     if limit is not None and config.rollout.max_new_tokens >= limit:
         raise UserError(f"rollout.max_new_tokens ({config.rollout.max_new_tokens}) must be below the model's "
                         f"max_position_embeddings ({limit})")
+
+
+def prompt_budget(config: RunConfig, tokenizer: PreTrainedTokenizerBase | None,
+                  context: int | None) -> PromptBudget | None:
+    """How long a templated prompt may be: the context left after rollout.max_new_tokens, or
+    task.max_prompt_tokens when lower (None when neither is known or there is no tokenizer)."""
+    new_tokens, limits = config.rollout.max_new_tokens, []
+    if context is not None and new_tokens < context:  # otherwise model_limits refuses the config
+        limits.append((context - new_tokens, f"model context {context} - rollout.max_new_tokens {new_tokens}"))
+    if config.task.max_prompt_tokens is not None:
+        limits.append((config.task.max_prompt_tokens, "task.max_prompt_tokens"))
+    if not limits or tokenizer is None:
+        return None
+    max_tokens, reason = min(limits)
+    count = lambda text: len(tokenizer(text, verbose=False)["input_ids"])
+    return PromptBudget(count, max_tokens, reason, config.task.overlong_prompts == "drop")
+
+
+def pair_limit(tokenizer: PreTrainedTokenizerBase | None, context: int | None) -> PairLimit | None:
+    """Preference pairs must fit the context: prompt + the longer response + EOS, as DPO encodes them."""
+    if tokenizer is None or context is None:
+        return None
+    count = lambda text, special: len(tokenizer(text, add_special_tokens=special, verbose=False)["input_ids"])
+    length = lambda pair: count(pair["prompt"], True) + max(count(pair["chosen"], False),
+                                                            count(pair["rejected"], False)) + 1
+    return PairLimit(length, context, f"model context {context}")
+
+
+def checked_task_setup(config: RunConfig, tokenizer: PreTrainedTokenizerBase | None) -> TaskSetup:
+    """The configured task after one pass over every data file the run reads (task.train_path,
+    task.test_path, dpo.data): all problems are raised together as one `DatasetError`, before any
+    weights load or any run directory exists."""
+    reads_files = config.task.train_path is not None or config.dpo.data is not None
+    context = model_context(config) if reads_files else None
+    problems: list[str] = []
+    if config.dpo.data is not None:
+        check_pairs(config.dpo.data, pair_limit(tokenizer, context), problems)
+    try:
+        setup = build_task_setup(config.task, tokenizer, prompt_budget(config, tokenizer, context))
+    except DatasetError as error:
+        raise DatasetError(error.problems + problems) from None
+    raise_problems(problems)
+    return setup
 
 
 def preflight(config: RunConfig, task: Task) -> list[Example]:

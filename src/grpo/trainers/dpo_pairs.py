@@ -7,7 +7,6 @@ ranked by the reward; groups whose rewards are all equal give no pair.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,14 +16,12 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from grpo import dist
-from grpo.errors import UserError
 from grpo.rollout import RolloutBatch
 from grpo.tasks.api import Example
+from grpo.tasks.pairs import preference_pairs
 from grpo.trainers.logprob_passes import Stats
 from grpo.trainers.rollout_phase import rollout_phase
 from grpo.trainers.state import TrainState
-
-PAIR_FIELDS = ("prompt", "chosen", "rejected")
 
 
 @dataclass(frozen=True)
@@ -88,23 +85,8 @@ def online_pairs(state: TrainState) -> PairSource:
 
 
 def read_pairs(path: Path) -> list[dict[str, str]]:
-    """The (prompt, chosen, rejected) records of a preference JSONL; bad lines fail naming file:line."""
-    if not path.is_file():
-        raise UserError(f"dpo.data: preference file not found: {path}")
-    pairs = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise UserError(f"{path}:{number}: invalid JSON ({error.msg})") from None
-        if not isinstance(record, dict) or any(not isinstance(record.get(key), str) for key in PAIR_FIELDS):
-            raise UserError(f"{path}:{number}: each line needs string fields {', '.join(PAIR_FIELDS)}")
-        pairs.append({key: record[key] for key in PAIR_FIELDS})
-    if not pairs:
-        raise UserError(f"dpo.data: {path} holds no preference pairs")
-    return pairs
+    """The (prompt, chosen, rejected) records of a preference file; problems fail naming file:line."""
+    return preference_pairs(path)
 
 
 def encode_pairs(tokenizer: PreTrainedTokenizerBase, pairs: list[dict[str, str]], device: torch.device) -> Pairs:

@@ -16,8 +16,7 @@ from grpo.models.value_head import build_value_model, critic_owns_backbone
 from grpo.rewards.combine import single
 from grpo.rewards.guard import RewardGuard
 from grpo.tasks.api import Task
-from grpo.tasks.registry import build_task_setup
-from grpo.trainers.checks import StepWatch, preflight
+from grpo.trainers.checks import StepWatch, checked_task_setup, preflight
 from grpo.trainers.data import PromptStream, rank_share
 from grpo.trainers.evaluate import greedy_accuracy
 from grpo.trainers.loop import TrainResult, run_loop
@@ -59,7 +58,7 @@ def train(
     """
     console = console or Console()
     method = METHODS[config.algorithm]
-    setup = build_task_setup(config.task, load_tokenizer(resolve_model_path(config.model.path)))
+    setup = checked_task_setup(config, load_tokenizer(resolve_model_path(config.model.path)))
     task = task if task is not None else setup.task
     rewards = single(reward_fn) if reward_fn is not None else build_rewards(config, setup)
     check = reward_fn if reward_fn is not None else setup.check
