@@ -9,14 +9,16 @@ from __future__ import annotations
 import logging
 import os
 import queue
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
+from typing import TypeVar
 
 from grpo.sandbox.layers import LAYERS, Host, discover, require, without
 from grpo.sandbox.runner import Execution, Job, Limits, Sandbox
 
 logger = logging.getLogger("grpo.sandbox")
+T = TypeVar("T")
 DEFAULT_MINIMUM = LAYERS  # refuse to run untrusted code with fewer layers unless the user lowers this
 
 
@@ -65,6 +67,10 @@ class SandboxPool:
     def map(self, jobs: Sequence[Job], limits: Limits | None = None) -> list[Execution]:
         """Run every job, up to `workers` at a time; results in the order of `jobs`."""
         return list(self._executor.map(lambda job: self.execute(job, limits), jobs))
+
+    def parallel(self, fn: Callable[..., T], *iterables: Iterable) -> list[T]:
+        """`fn` over the zipped iterables on the pool's threads (fn may call `execute`, never `map`)."""
+        return list(self._executor.map(fn, *iterables))
 
     def close(self) -> None:
         """Stop the worker threads (running executions finish first)."""
