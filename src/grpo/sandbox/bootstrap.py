@@ -4,12 +4,12 @@ The trainer copies this file into the sandbox and starts it as `python -I -S boo
 the untrusted program starts, nothing untrusted has run in this process, so the order below is what
 makes the limits binding: read the job, set every resource limit with soft = hard (an unprivileged
 process can lower a hard limit but never raise it), close every inherited descriptor but 0-2 and the
-results pipe, install the seccomp filter (no sockets, ptrace, new namespaces, mounts or `execve` from
-here on), and only then
-run the program. Results go to the results pipe as JSON lines (the first, written before the
-program starts, says the sandbox came up) of plain, type-tagged data; the program can
-write there too, which gains it nothing: the verdict is decided by the trainer comparing those values
-with expected outputs the sandbox never sees.
+results pipe, install the seccomp filter compiled by the trainer (no sockets, ptrace, new namespaces,
+mounts or `execve` from here on), and only then run the program, in a child process so that its peak
+memory can be measured. Results go to the results pipe as JSON lines of plain, type-tagged data (the
+first, written before the program starts, says the sandbox came up); the program can write there too,
+which gains it nothing: the verdict is decided by the trainer comparing those values with expected
+outputs the sandbox never sees.
 
 Modes: `script` runs the program as `__main__` on the stdin it was given; `function` runs the program
 and then calls its entry point once per argument list; `tests` runs test code in which the candidate
@@ -232,7 +232,36 @@ def run_tests(job):
         emit({"need": encode(list(args))})
 
 
+MODES = {"script": run_script, "function": run_function, "tests": run_tests}
+
+
+def run_child(job):
+    """The program's process: run the mode, flush, and exit with the program's own status."""
+    sys.argv = ["solution.py"]
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 3000))
+    code = 0
+    try:
+        MODES[job["mode"]](job)
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 1
+    except MemoryError:
+        os.write(2, b"MemoryError\n")
+        code = MEMORY_EXIT
+    except BaseException:  # noqa: BLE001 - the program's uncaught error: print it like Python would
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:  # noqa: BLE001
+        code = code or 1
+    os._exit(code & 0xFF)
+
+
 def main():
+    """Limits, descriptors, filter; then the program in a child, whose peak memory is reported."""
     global _results_fd
     with open(sys.argv[1], encoding="utf-8") as handle:
         job = json.load(handle)
@@ -243,15 +272,13 @@ def main():
     if job.get("seccomp"):
         install_seccomp(os.path.join(os.path.dirname(sys.argv[1]), "filter.bpf"))
     emit({"started": True})
-    sys.argv = ["solution.py"]
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 3000))
-    {"script": run_script, "function": run_function, "tests": run_tests}[job["mode"]](job)
+    pid = os.fork()
+    if pid == 0:
+        run_child(job)
+    _, status, usage = os.wait4(pid, 0)
+    emit({"peak_kb": usage.ru_maxrss})
+    os._exit(128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except MemoryError:
-        os.write(2, b"\nMemoryError\n")
-        os._exit(MEMORY_EXIT)
-    sys.stdout.flush()
+    main()

@@ -187,12 +187,11 @@ class Sandbox:
         streams, killed = _collect(proc, read_end, start + limits.timeout_s, limits.output_bytes)
         if killed:
             self._kill(proc)
-        _, status, usage = os.wait4(proc.pid, 0)
+        _, status, _ = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         if cwd is not None or killed:
             self._sweep()
-        wall = time.monotonic() - start
-        return _classify(proc.returncode, killed, streams, wall, usage.ru_maxrss / 1024)
+        return _classify(proc.returncode, killed, streams, time.monotonic() - start)
 
     def _kill(self, proc: subprocess.Popen) -> None:
         try:
@@ -272,15 +271,18 @@ def _collect(proc: subprocess.Popen, results_fd: int, deadline: float, cap: int)
     return {name: bytes(buffer[:cap]) for name, buffer in chunks.items()}, killed
 
 
-def _classify(code: int, killed: str, streams: dict[str, bytes], wall: float, peak_mb: float) -> Execution:
-    """Turn how the process ended into a status (see `STATUSES`)."""
-    records = []
+def _classify(code: int, killed: str, streams: dict[str, bytes], wall: float) -> Execution:
+    """Turn how the process ended into a status (see `STATUSES`); the program's peak resident memory
+    is what the bootstrap measured with wait4 (the last `peak_kb` record; 0 when it was killed)."""
+    records, peak_mb = [], 0.0
     for line in streams["results"].splitlines():
         try:
             record = json.loads(line)
         except ValueError:
             continue
-        if isinstance(record, dict):
+        if isinstance(record, dict) and isinstance(record.get("peak_kb"), int):
+            peak_mb = record["peak_kb"] / 1024
+        elif isinstance(record, dict):
             records.append(record)
     started = bool(records) and records[0] == {"started": True}
     args = (streams["stdout"], streams["stderr"], records[1:] if started else records, wall, peak_mb)
