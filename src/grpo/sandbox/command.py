@@ -82,12 +82,12 @@ def _run(args: argparse.Namespace, pool: object) -> dict:
 
 def _grade(args: argparse.Namespace, pool: object) -> dict:
     from grpo.sandbox.grade import Grader
-    from grpo.sandbox.tests_format import TestsFormatError, parse_suite
+    from grpo.sandbox.tests_format import SuiteFormatError, parse_suite
 
     source = _read(args.solution, "SOLUTION").decode(errors="replace")
     try:
         suite = parse_suite(_read(args.tests, "--tests").decode(errors="replace"))
-    except TestsFormatError as error:
+    except SuiteFormatError as error:
         raise UserError(f"--tests {args.tests}: {error}") from None
     grade = Grader(pool, partial_credit=not args.all_or_nothing).grade(source, suite)
     summary = grade.to_json()

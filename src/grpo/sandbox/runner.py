@@ -120,9 +120,9 @@ class Sandbox:
                 "seccomp": "seccomp" in self.host.layers}
         return json.dumps(body).encode()
 
-    def _bwrap_argv(self, fds: dict[str, int], limits: Limits) -> list[str]:
-        argv = [self.host.bwrap, "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc",
-                "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent", "--new-session",
+    def _bwrap_argv(self, fds: dict[str, int], info_fd: int, limits: Limits) -> list[str]:
+        argv = [self.host.bwrap, "--info-fd", str(info_fd), "--unshare-user", "--unshare-pid", "--unshare-net",
+                "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent", "--new-session",
                 "--cap-drop", "ALL", "--hostname", "sandbox"]
         _bind_system(argv, self.host.python_prefix)
         argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(limits.tmpfs_mb << 20), "--tmpfs", "/tmp"]
@@ -144,11 +144,17 @@ class Sandbox:
             files = {"job.json": self._job_bytes(job, write_end, limits), "boot.py": BOOTSTRAP_SOURCE.encode()}
             if "seccomp" in self.host.layers:
                 files["filter.bpf"] = self.host.seccomp_filter or b""
-            if "namespaces" in self.host.layers:
-                fds = {name: _memfd(name, data) for name, data in files.items()}
-                opened += fds.values()
-                return self._watch(self._bwrap_argv(fds, limits), None, stdin_fd, read_end, opened, limits)
-            return self._run_plain(files, stdin_fd, read_end, opened, limits)
+            if "namespaces" not in self.host.layers:
+                return self._run_plain(files, stdin_fd, read_end, opened, limits)
+            fds = {name: _memfd(name, data) for name, data in files.items()}
+            opened += fds.values()
+            info_read, info_write = os.pipe()
+            opened.append(info_write)
+            try:
+                argv = self._bwrap_argv(fds, info_write, limits)
+                return self._watch(argv, None, stdin_fd, read_end, opened, limits, info_read)
+            finally:
+                _close(info_read)
         finally:
             for fd in opened:
                 _close(fd)
@@ -172,7 +178,7 @@ class Sandbox:
             shutil.rmtree(workdir, ignore_errors=True)
 
     def _watch(self, argv: list[str], cwd: str | None, stdin_fd: int, read_end: int, opened: list[int],
-               limits: Limits) -> Execution:
+               limits: Limits, info_fd: int | None = None) -> Execution:
         start = time.monotonic()
         user = {"user": self.uid, "group": self.uid, "extra_groups": []} if self.uid is not None else {}
         env = {} if cwd is None else dict(_ENV, HOME=cwd)
@@ -184,11 +190,12 @@ class Sandbox:
         for fd in opened:
             _close(fd)
         opened.clear()
-        streams, killed = _collect(proc, read_end, start + limits.timeout_s, limits.output_bytes)
+        streams, killed = _collect(proc, read_end, start + limits.timeout_s, limits.output_bytes, info_fd)
         if killed:
             self._kill(proc)
         _, status, _ = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
+        _wait_gone(streams.get("info", b""))
         if cwd is not None or killed:
             self._sweep()
         return _classify(proc.returncode, killed, streams, time.monotonic() - start)
@@ -239,21 +246,53 @@ def _pids_of(uid: int) -> list[int]:
     return found
 
 
-def _collect(proc: subprocess.Popen, results_fd: int, deadline: float, cap: int) -> tuple[dict[str, bytes], str]:
-    """Read stdout, stderr and results until all close, the deadline passes or a stream passes `cap`."""
-    chunks: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray(), "results": bytearray()}
+def _wait_gone(info: bytes, limit_s: float = 2.0) -> None:
+    """Wait until the sandbox's first process (bwrap's `child-pid`) has exited: the kernel kills every
+    other process of a PID namespace before its first process finishes exiting, and bwrap's monitor can
+    return a moment earlier than that."""
+    try:
+        pid = int(json.loads(info.decode().split("}")[0] + "}")["child-pid"])
+        pidfd = os.pidfd_open(pid)
+    except (ValueError, KeyError, TypeError, IndexError, OSError):
+        return  # no info (the sandbox never started) or the process is already gone
+    try:
+        selector = selectors.DefaultSelector()
+        selector.register(pidfd, selectors.EVENT_READ)
+        selector.select(limit_s)
+        selector.close()
+    finally:
+        os.close(pidfd)
+
+
+def _collect(proc: subprocess.Popen, results_fd: int, deadline: float, cap: int,
+             info_fd: int | None = None) -> tuple[dict[str, bytes], str]:
+    """Read stdout, stderr and results until the sandbox's process exits (then drain what is buffered;
+    a daemon that kept a pipe open does not hold the run), the deadline passes or a stream passes `cap`."""
+    chunks: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray(), "results": bytearray(),
+                                    "info": bytearray()}
     selector = selectors.DefaultSelector()
     selector.register(proc.stdout, selectors.EVENT_READ, "stdout")
     selector.register(proc.stderr, selectors.EVENT_READ, "stderr")
     selector.register(results_fd, selectors.EVENT_READ, "results")
-    killed = ""
+    if info_fd is not None:
+        selector.register(info_fd, selectors.EVENT_READ, "info")
+    pidfd = os.pidfd_open(proc.pid)
+    selector.register(pidfd, selectors.EVENT_READ, "exit")
+    killed, exited = "", False
     try:
-        while selector.get_map():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+        while len(selector.get_map()) > (0 if exited else 1):
+            remaining = 0.0 if exited else deadline - time.monotonic()
+            if remaining <= 0 and not exited:
                 killed = "timeout"
                 break
-            for key, _ in selector.select(remaining):
+            events = selector.select(remaining)
+            if exited and not events:
+                break  # exited and nothing left to read
+            for key, _ in events:
+                if key.data == "exit":
+                    selector.unregister(pidfd)
+                    exited = True
+                    continue
                 data = os.read(key.fd, 65536)
                 if not data:
                     selector.unregister(key.fileobj)
@@ -266,6 +305,7 @@ def _collect(proc: subprocess.Popen, results_fd: int, deadline: float, cap: int)
                 break
     finally:
         selector.close()
+        os.close(pidfd)
         proc.stdout.close()
         proc.stderr.close()
     return {name: bytes(buffer[:cap]) for name, buffer in chunks.items()}, killed

@@ -25,7 +25,7 @@ from typing import Any
 from grpo.sandbox.values import FLOAT_TOLERANCE
 
 
-class TestsFormatError(ValueError):
+class SuiteFormatError(ValueError):
     """A tests object that is neither format; the message names the problem."""
 
 
@@ -118,7 +118,7 @@ def split_test_code(code: str, entry: str) -> tuple[tuple[CallCase, ...], str]:
     try:
         tree = ast.parse(code)
     except SyntaxError as error:
-        raise TestsFormatError(f"test code does not parse: {error}") from None
+        raise SuiteFormatError(f"test code does not parse: {error}") from None
     names = {"candidate", entry}
     calls: list[CallCase] = []
     substantive = False
@@ -152,29 +152,29 @@ def _case_list(data: dict) -> list[dict]:
         return []
     if not isinstance(cases, list) or not all(isinstance(c, dict) and {"input", "output"} <= c.keys()
                                                for c in cases):
-        raise TestsFormatError("'cases' must be a list of {\"input\": ..., \"output\": ...} objects")
+        raise SuiteFormatError("'cases' must be a list of {\"input\": ..., \"output\": ...} objects")
     return cases
 
 
 def parse_suite(data: Any) -> Suite:
-    """A `Suite` from a tests object (module doc); `TestsFormatError` names what is wrong."""
+    """A `Suite` from a tests object (module doc); `SuiteFormatError` names what is wrong."""
     if isinstance(data, str):
         try:
             data = json.loads(data)
         except ValueError as error:
-            raise TestsFormatError(f"tests are not JSON: {error}") from None
+            raise SuiteFormatError(f"tests are not JSON: {error}") from None
     if not isinstance(data, dict):
-        raise TestsFormatError("tests must be a JSON object")
+        raise SuiteFormatError("tests must be a JSON object")
     if isinstance(data.get("input_output"), str):  # APPS keeps its pairs as a JSON string
         return parse_suite(json.loads(data["input_output"]))
     entry = data.get("entry_point") or data.get("fn_name") or ""
     cases = _case_list(data)
     if not entry:
         if not cases:
-            raise TestsFormatError("tests need 'entry_point' (function-style) or 'cases'/'inputs'+'outputs' "
+            raise SuiteFormatError("tests need 'entry_point' (function-style) or 'cases'/'inputs'+'outputs' "
                                    "(stdin/stdout)")
         if not all(isinstance(c["input"], str) and isinstance(c["output"], str) for c in cases):
-            raise TestsFormatError("stdin/stdout cases need string 'input' and 'output'")
+            raise SuiteFormatError("stdin/stdout cases need string 'input' and 'output'")
         return Suite("stdio", stdio=tuple(StdioCase(c["input"], c["output"]) for c in cases))
     calls = [CallCase(tuple(c["input"]) if isinstance(c["input"], list) else (c["input"],), c["output"],
                       json_expected=True) for c in cases]
@@ -186,5 +186,5 @@ def parse_suite(data: Any) -> Suite:
     if residual and setup:
         residual = f"{setup}\n{residual}"
     if not calls and not converted and not residual:
-        raise TestsFormatError(f"no tests for entry point {entry!r} (give 'cases', 'test' or 'test_list')")
+        raise SuiteFormatError(f"no tests for entry point {entry!r} (give 'cases', 'test' or 'test_list')")
     return Suite("function", entry, tuple(calls) + converted, residual)
