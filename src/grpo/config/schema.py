@@ -263,6 +263,11 @@ class GuardsConfig(Section):
     reward_fallback: float = Field(0.0, description="Score given to a sample whose reward function failed.")
     reward_strict: bool = Field(False, description="Make a failing reward function fatal instead of a fallback.")
     reward_timeout: float = Field(60.0, ge=0, description="Seconds a reward call may take (0: no limit).")
+    reward_processes: bool = Field(
+        True, description="Run reward functions that can be imported by name in worker processes (a hang, crash "
+        "or exit costs a fallback score, not the run); lambdas and closures always run in the trainer."
+    )
+    reward_memory_mb: int = Field(8192, ge=0, description="Address-space cap of a reward worker process (0: none).")
     reward_min: float | None = Field(None, description="Rewards below this are reported and excluded.")
     reward_max: float | None = Field(None, description="Rewards above this are reported and excluded.")
     truncation_warn: float = Field(
