@@ -110,8 +110,8 @@ def test_reward_failures_score_the_fallback_are_counted_and_the_run_finishes(tin
     faulty_reward.calls = 0
     with caplog.at_level(logging.WARNING):
         # in-process (threads): the call counter lives in this process; worker isolation has its own tests
-        result, rows = run(tiny_model_dir, tmp_path, ["guards.reward_timeout=0.5", "guards.reward_fallback=0.25",
-                                                      "guards.reward_processes=false"], reward_fn=faulty_reward, steps=5)
+        overrides = ["guards.reward_timeout=0.5", "guards.reward_fallback=0.25", "guards.reward_processes=false"]
+        result, rows = run(tiny_model_dir, tmp_path, overrides, reward_fn=faulty_reward, steps=5)
     assert result.steps == 5
     steps = {row["step"]: row for row in rows}
     assert steps[1]["reward_rejected"] == 2.0 and steps[1]["invalid_rewards"] == 2 / 16
