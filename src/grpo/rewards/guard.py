@@ -40,6 +40,10 @@ class RewardError(UserError):
     """A reward function broke its contract (wrong length or type, raised, timed out) in strict mode."""
 
 
+class RewardAbort(UserError):
+    """Raised by a reward function to stop the run (e.g. the code sandbox keeps failing); never a fallback."""
+
+
 class _Failure(Exception):
     """Internal: one call failed; `detail` is the one-line reason, `trace` the traceback text."""
 
@@ -70,6 +74,8 @@ def _call(fn: Callable[..., Any], completions: list[str], columns: dict[str, Seq
         target()
     if "error" in outcome:
         error = outcome["error"]
+        if isinstance(error, RewardAbort):
+            raise error
         raise _Failure(f"raised {type(error).__name__}: {error}", outcome["trace"])
     return outcome["value"]
 
@@ -138,7 +144,7 @@ class RewardGuard:
     def _call(self, fn: Callable[..., Any], name: str, completions: list[str],
               columns: dict[str, Sequence[object]]) -> Any:
         """The call in a worker process when `processes` is on and `fn` has an import name, else here."""
-        if not self.processes:
+        if not self.processes or getattr(fn, "runs_in_trainer", False):  # off, or trusted code that asks to stay
             return _call(fn, completions, columns, self.timeout)
         if id(fn) not in self._names:
             self._names[id(fn)] = importable_name(fn)

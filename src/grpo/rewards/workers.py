@@ -16,11 +16,13 @@ in the trainer's process: `importable_name` returns None for them and the guard 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib
 import multiprocessing
 import signal
+import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -83,11 +85,28 @@ def _serve(conn: Connection, memory_mb: int) -> None:
                 return
 
 
+@contextlib.contextmanager
+def _main_script_hidden() -> Iterator[None]:
+    """Hide the trainer's `__main__.__file__` while a worker starts, so that multiprocessing does not
+    re-run the trainer's script (guarded by `if __name__ == "__main__"` or not) in every worker."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or path is None or getattr(main, "__spec__", None) is not None:
+        yield
+        return
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path
+
+
 class _Worker:
     def __init__(self, context: multiprocessing.context.BaseContext, memory_mb: int) -> None:
         self.conn, child = context.Pipe()
         self.process = context.Process(target=_serve, args=(child, memory_mb), daemon=True, name="grpo-reward")
-        self.process.start()
+        with _main_script_hidden():
+            self.process.start()
         child.close()
 
     def kill(self) -> None:

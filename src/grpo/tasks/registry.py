@@ -14,15 +14,18 @@ from transformers import PreTrainedTokenizerBase
 from grpo.config.schema import TaskConfig
 from grpo.errors import UserError
 from grpo.rewards.api import exact_answer
+from grpo.rewards.code import CodeReward
 from grpo.rewards.combine import RewardCallable, WeightedReward
 from grpo.rewards.countdown import countdown
 from grpo.rewards.format import r1_format
 from grpo.rewards.math_answer import gsm8k_reference, math_answer, math_reference
+from grpo.sandbox.runner import Limits
 from grpo.tasks import countdown as countdown_task
 from grpo.tasks import gsm8k
 from grpo.tasks import math as math_task
 from grpo.tasks.api import Task
 from grpo.tasks.arithmetic import ArithmeticTask
+from grpo.tasks.code import code_examples
 from grpo.tasks.files import ListTask, load_rows, split_holdout, to_examples
 from grpo.tasks.prompts import PromptFormat
 
@@ -95,6 +98,30 @@ def _files(config: TaskConfig, tokenizer: PreTrainedTokenizerBase | None) -> Tas
     return TaskSetup(task, _rewards(math_answer, prompts), math_answer)
 
 
+def _code(config: TaskConfig, tokenizer: PreTrainedTokenizerBase | None) -> TaskSetup:
+    """Programs graded in the sandbox: training scores the share of tests passed, accuracy needs all."""
+    prompts = _prompt_format(config, "code", tokenizer)
+    mapping = dict(config.columns)
+
+    def read(path: str, key: str) -> list:
+        return code_examples(load_rows(path, config.split, key), mapping, prompts.render, path)
+
+    examples = read(config.train_path, "task.train_path")
+    if config.test_path is None:
+        train, test = split_holdout(examples, config.test_size, config.train_path)
+    else:
+        train, test = examples, read(config.test_path, "task.test_path")[: config.test_size]
+    box = config.sandbox
+    options = dict(limits=Limits(timeout_s=box.timeout_s, memory_mb=box.memory_mb), workers=box.workers,
+                   minimum=box.minimum, max_error_share=box.max_error_share, max_error_steps=box.max_error_steps)
+    reward = CodeReward(partial_credit=box.partial_credit, **options)
+    check = CodeReward(partial_credit=False, name="code_all_passed", **options)
+    rewards = [WeightedReward("code", reward, 1.0)]
+    if prompts.template == "r1":
+        rewards.append(WeightedReward("r1_format", r1_format, FORMAT_WEIGHT))
+    return TaskSetup(ListTask(tuple(train), tuple(test)), rewards, check)
+
+
 def _countdown(config: TaskConfig, tokenizer: PreTrainedTokenizerBase | None) -> TaskSetup:
     prompts = _prompt_format(config, "r1", tokenizer)
     if config.train_path is None:
@@ -114,6 +141,7 @@ TASK_BUILDERS: dict[str, Callable[[TaskConfig, PreTrainedTokenizerBase | None], 
     "math": _math_like(math_task, "r1"),
     "files": _files,
     "countdown": _countdown,
+    "code": _code,
 }
 
 
