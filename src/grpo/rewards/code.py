@@ -27,8 +27,8 @@ from grpo.sandbox.pool import SandboxPool
 from grpo.sandbox.runner import Limits
 from grpo.sandbox.tests_format import Suite, SuiteFormatError, parse_suite
 
-_ANSWER = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL)
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)(?:```|$)", re.DOTALL)
+_ANSWER = re.compile(r"<answer>(.*?)(?:</answer>|\Z)", re.DOTALL)
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
 
 
 def extract_code(completion: str) -> str:
@@ -68,8 +68,9 @@ class CodeReward:
 
     def __init__(self, limits: Limits | None = None, workers: int = 0, minimum: Sequence[str] | None = None,
                  partial_credit: bool = True, max_error_share: float = 0.5, max_error_steps: int = 3,
-                 name: str = "code") -> None:
+                 name: str = "code", pool: SandboxPool | None = None) -> None:
         self.__name__ = name
+        self._pool = pool
         self._options = (limits or Limits(timeout_s=5.0), workers, tuple(minimum) if minimum is not None else LAYERS)
         self.partial_credit = partial_credit
         self.max_error_share, self.max_error_steps = max_error_share, max_error_steps
@@ -79,7 +80,7 @@ class CodeReward:
     @property
     def pool(self) -> SandboxPool:
         """The sandbox pool for these settings, started (and its layers checked) on first use, then shared."""
-        return shared_pool(*self._options)
+        return self._pool if self._pool is not None else shared_pool(*self._options)
 
     def __call__(self, completions: list[str], tests: Sequence[object], **_: Sequence[object]) -> list[float | None]:
         grader = Grader(self.pool, partial_credit=self.partial_credit)
