@@ -25,14 +25,15 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grpo.errors import UserError
 from grpo.sandbox.seccomp import compiled_filter
 
 LAYERS = ("namespaces", "seccomp", "unprivileged", "rlimits")
 SANDBOX_UID_BASE = 61000  # uids 61000..61000+slots-1 run the programs when the trainer is root
 
 
-class SandboxUnavailable(RuntimeError):
-    """The host cannot give the configured minimum of isolation."""
+class SandboxUnavailable(UserError):
+    """The host cannot give the configured minimum of isolation (a one-line user error, before any model loads)."""
 
 
 @dataclass(frozen=True)
@@ -120,8 +121,8 @@ def require(host: Host, minimum: tuple[str, ...]) -> None:
     """Raise `SandboxUnavailable` naming every layer of `minimum` the host lacks, with the reason."""
     unknown = [name for name in minimum if name not in LAYERS]
     if unknown:
-        raise SandboxUnavailable(f"sandbox.minimum: unknown layer(s) {unknown}; layers are {', '.join(LAYERS)}")
+        raise SandboxUnavailable(f"task.sandbox.minimum: unknown layer(s) {unknown}; layers are {', '.join(LAYERS)}")
     lacking = [f"{name} ({host.missing.get(name, 'unavailable')})" for name in minimum if name not in host.layers]
     if lacking:
-        raise SandboxUnavailable(f"the sandbox needs {', '.join(lacking)} (sandbox.minimum={','.join(minimum)}); "
+        raise SandboxUnavailable(f"the sandbox needs {', '.join(lacking)} (task.sandbox.minimum={','.join(minimum)}); "
                                  "see docs/security.md for hosts without user namespaces")

@@ -47,8 +47,8 @@ class SandboxPool:
                  minimum: Sequence[str] = DEFAULT_MINIMUM, host: Host | None = None, announce: bool = True) -> None:
         self.host = host or probed_host()
         require(self.host, tuple(minimum))
-        if announce:
-            logger.info("%s", self.host.describe())
+        if announce:  # a missing layer is worth a warning; the full stack is worth a line in the log
+            (logger.warning if self.host.missing else logger.info)("%s", self.host.describe())
         self.workers = workers or os.cpu_count() or 1
         self.limits = limits or Limits()
         self._slots: queue.Queue[Sandbox] = queue.Queue()

@@ -14,7 +14,7 @@ from transformers import PreTrainedTokenizerBase
 from grpo.config.schema import TaskConfig
 from grpo.errors import UserError
 from grpo.rewards.api import exact_answer
-from grpo.rewards.code import CodeReward
+from grpo.rewards.code import CodeReward, shared_pool
 from grpo.rewards.combine import RewardCallable, WeightedReward
 from grpo.rewards.countdown import countdown
 from grpo.rewards.format import r1_format
@@ -112,6 +112,7 @@ def _code(config: TaskConfig, tokenizer: PreTrainedTokenizerBase | None) -> Task
     else:
         train, test = examples, read(config.test_path, "task.test_path")[: config.test_size]
     box = config.sandbox
+    shared_pool(Limits(timeout_s=box.timeout_s, memory_mb=box.memory_mb), box.workers, box.minimum)  # checked now
     options = dict(limits=Limits(timeout_s=box.timeout_s, memory_mb=box.memory_mb), workers=box.workers,
                    minimum=box.minimum, max_error_share=box.max_error_share, max_error_steps=box.max_error_steps)
     reward = CodeReward(partial_credit=box.partial_credit, **options)
