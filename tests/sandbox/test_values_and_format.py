@@ -69,3 +69,9 @@ def test_formats():
 def test_malformed_suites_name_the_problem(bad):
     with pytest.raises(SuiteFormatError):
         parse_suite(bad)
+
+
+def test_only_plain_data_is_sent_into_the_sandbox():
+    for value in (object(), [1, {2: print}], bytes(3)):
+        with pytest.raises(ValueError, match="plain data only"):
+            encode(value)

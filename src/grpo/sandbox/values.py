@@ -16,6 +16,8 @@ import json
 import math
 from typing import Any
 
+from grpo.sandbox.bootstrap import encode as _encode
+
 FLOAT_TOLERANCE = 1e-6  # HumanEval's own float checks use abs(x - y) < 1e-6
 MAX_DEPTH = 64
 
@@ -30,27 +32,23 @@ class Opaque:
         return f"<{self.name} object>"
 
 
-def encode(value: Any, depth: int = 0) -> dict:
-    """Plain data as tagged JSON, the trainer's copy of the bootstrap's encoder (for call arguments)."""
-    kind = type(value)
-    if depth > MAX_DEPTH:
-        raise ValueError("value nested too deeply to send into the sandbox")
-    if value is None:
-        return {"t": "none", "v": None}
-    if kind in (bool, str):
-        return {"t": kind.__name__, "v": value}
-    if kind is int:
-        return {"t": "int", "v": str(value)}
-    if kind is float:
-        return {"t": "float", "v": value if math.isfinite(value) else repr(value)}
-    if kind in (list, tuple, set, frozenset):
-        items = [encode(item, depth + 1) for item in value]
-        if kind in (set, frozenset):
-            items.sort(key=lambda item: json.dumps(item, sort_keys=True))
-        return {"t": kind.__name__, "v": items}
-    if kind is dict:
-        return {"t": "dict", "v": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in value.items()]}
-    raise ValueError(f"cannot send a {kind.__name__} into the sandbox (plain data only)")
+def encode(value: Any) -> dict:
+    """Plain data as tagged JSON, by the bootstrap's own encoder (one format on both sides of the wall);
+    ValueError for what cannot be sent into the sandbox (anything but plain data, or nested too deeply)."""
+    data = _encode(value)
+    if not _plain(data):
+        raise ValueError(f"cannot send {type(value).__name__} {str(value)[:60]!r} into the sandbox (plain data only)")
+    return data
+
+
+def _plain(data: dict) -> bool:
+    if data["t"] in ("object", "deep"):
+        return False
+    if data["t"] == "dict":
+        return all(_plain(k) and _plain(v) for k, v in data["v"])
+    if isinstance(data.get("v"), list):
+        return all(_plain(item) for item in data["v"])
+    return True
 
 
 def key_of(args: list) -> str:
