@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
 from rich.console import Console
 
 from grpo.config import load_config
@@ -49,7 +50,9 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--timeout", type=float, default=3.0)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steady figures on a loaded machine)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     root = Path(tempfile.mkdtemp(prefix="grpo-reward-faults-"))
     sys.path.insert(0, str(root))
     results = {}
