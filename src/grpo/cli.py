@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
 
     for name, (summary, add_arguments) in BENCHMARKS.items():
         add_arguments(benchmarks.add_parser(name, help=summary))
+    from grpo.sandbox import command as sandbox_command
+
+    sandbox_command.add_arguments(commands.add_parser("sandbox", help="run or grade a program in the code sandbox"))
     return parser
 
 
@@ -142,10 +145,17 @@ def _bench(args: argparse.Namespace) -> int:
     return importlib.import_module(f"grpo.bench.{args.benchmark}").main(args)
 
 
+def _sandbox(args: argparse.Namespace) -> int:
+    from grpo.sandbox.command import main as sandbox_main
+
+    return sandbox_main(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `grpo` console script."""
     args = _parser().parse_args(argv)
-    handlers = {"train": _train, "eval": _eval, "sft": _sft, "compare": _compare, "report": _report, "bench": _bench}
+    handlers = {"train": _train, "eval": _eval, "sft": _sft, "compare": _compare, "report": _report, "bench": _bench,
+                "sandbox": _sandbox}
     try:
         with quiet_console() if args.command in QUIET_COMMANDS else contextlib.nullcontext():
             return handlers[args.command](args)

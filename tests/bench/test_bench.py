@@ -40,3 +40,14 @@ def test_bench_step_without_trl_reports_the_phase_split(capsys: pytest.CaptureFi
     for phase in ("generation_s", "scoring_s", "logprobs_s", "forward_backward_s", "optimizer_s"):
         assert split[phase] >= 0, phase
     assert split["s_per_step"] >= split["generation_s"]
+
+
+def test_bench_sandbox_reports_overhead_and_throughput(capsys: pytest.CaptureFixture[str]) -> None:
+    from grpo.sandbox.pool import probed_host
+
+    if len(probed_host().layers) < 4:
+        pytest.skip(f"full isolation unavailable here ({probed_host().describe()})")
+    record = _record(capsys, ["bench", "sandbox", "--executions", "5", "--parallel", "4", "--workers", "2"])
+    assert record["benchmark"] == "sandbox" and len(record["layers"]) == 4
+    assert 0 < record["overhead_ms"]["median"] <= record["overhead_ms"]["p90"]
+    assert record["executions_per_s"] > 0

@@ -20,10 +20,12 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_examples_exist_and_validate():
     names = sorted(path.name for path in EXAMPLES.glob("*.yaml"))
-    assert names == ["countdown-qwen2.5-3b-instruct.yaml", "gsm8k-qwen2.5-0.5b-instruct.yaml"]
+    assert names == ["codecontests-qwen2.5-coder-1.5b-instruct.yaml", "countdown-qwen2.5-3b-instruct.yaml",
+                     "gsm8k-qwen2.5-0.5b-instruct.yaml", "humaneval-qwen2.5-coder-1.5b-instruct.yaml"]
     for name in names:
         config = load_config(EXAMPLES / name)
-        assert config.model.lora is not None and config.task.template == "r1" and config.task.chat
+        assert config.model.lora is not None and config.task.chat
+        assert config.task.template == ("code" if name.startswith("humaneval") else "r1")
 
 
 @pytest.mark.slow
@@ -51,3 +53,30 @@ def test_countdown_example_runs_with_local_stand_ins(tmp_path, tiny_qwen2_dir):
     assert code == 0
     metrics = (tmp_path / "countdown" / "metrics.jsonl").read_text()
     assert "reward/countdown" in metrics and "reward/r1_format" in metrics
+
+
+CODE_ROWS = [
+    {"prompt": "Write add(a, b).", "entry_point": "add",
+     "test": "def check(candidate):\n    assert candidate(1, 2) == 3\n"},
+    {"text": "Write neg(x).", "entry_point": "neg", "test_list": ["assert neg(1) == -1", "assert neg(0) == 0"]},
+]
+STDIO_ROWS = [{"question": "Print the sum of two integers.", "inputs": ["1 2\n", "5 5\n"], "outputs": ["3\n", "10\n"]},
+              {"question": "Echo the line.", "inputs": ["hi\n"], "outputs": ["hi\n"]}]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("example", "rows"), [("humaneval-qwen2.5-coder-1.5b-instruct.yaml", CODE_ROWS * 2),
+                                               ("codecontests-qwen2.5-coder-1.5b-instruct.yaml", STDIO_ROWS * 2)])
+def test_code_examples_run_with_local_stand_ins(tmp_path, tiny_qwen2_dir, example, rows):
+    from grpo.sandbox.pool import probed_host
+
+    if len(probed_host().layers) < 4:
+        pytest.skip(f"full isolation unavailable here ({probed_host().describe()})")
+    data = tmp_path / "rows.jsonl"
+    data.write_text("\n".join(json.dumps({"prompt": r.get("prompt") or r.get("text"), **r}) for r in rows))
+    extra = [f"task.test_path={data}"] if example.startswith("humaneval") else []
+    code = main(["train", "--config", str(EXAMPLES / example), f"model.path={tiny_qwen2_dir}",
+                 f"task.train_path={data}", *extra, *SHRINK, "task.sandbox.timeout_s=2", "task.sandbox.workers=2",
+                 f"log.output_dir={tmp_path}", "log.run_name=code"])
+    assert code == 0
+    assert "reward/code" in (tmp_path / "code" / "metrics.jsonl").read_text()

@@ -110,8 +110,9 @@ def faulty_reward(completions, **_):
 def test_reward_failures_score_the_fallback_are_counted_and_the_run_finishes(tiny_model_dir, tmp_path, caplog):
     faulty_reward.calls = 0
     with caplog.at_level(logging.WARNING):
-        result, rows = run(tiny_model_dir, tmp_path, ["guards.reward_timeout=0.5", "guards.reward_fallback=0.25"],
-                           reward_fn=faulty_reward, steps=5)
+        # in-process (threads): the call counter lives in this process; worker isolation has its own tests
+        overrides = ["guards.reward_timeout=0.5", "guards.reward_fallback=0.25", "guards.reward_processes=false"]
+        result, rows = run(tiny_model_dir, tmp_path, overrides, reward_fn=faulty_reward, steps=5)
     assert result.steps == 5
     steps = {row["step"]: row for row in rows}
     assert steps[1]["reward_rejected"] == 2.0 and steps[1]["invalid_rewards"] == 2 / 16
@@ -125,7 +126,8 @@ def test_reward_failures_score_the_fallback_are_counted_and_the_run_finishes(tin
 
 
 def test_strict_rewards_make_a_wrong_length_fatal(tiny_model_dir, tmp_path):
-    with pytest.raises(RewardError, match=r"^reward function '<lambda>' returned 1 values for 16 completions "
+    # the first call is the base held-out evaluation (4 prompts), which goes through the same guard
+    with pytest.raises(RewardError, match=r"^reward function '<lambda>' returned 1 values for 4 completions "
                                           r"\(guards.reward_strict is on\)$"):
         run(tiny_model_dir, tmp_path, ["guards.reward_strict=true"], reward_fn=lambda completions, **_: [1.0])
 

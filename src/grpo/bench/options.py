@@ -53,3 +53,10 @@ def step(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--curve", type=int, default=0, help="instead: run N continuous steps of each, log rewards")
     parser.add_argument("--no-trl", action="store_true", help="time this trainer only (TRL not installed)")
     parser.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
+
+
+def sandbox(parser: argparse.ArgumentParser) -> None:
+    """Options of `grpo bench sandbox`."""
+    parser.add_argument("--executions", type=int, default=200, help="sequential executions timed (default 200)")
+    parser.add_argument("--parallel", type=int, default=200, help="executions in the throughput run (default 200)")
+    parser.add_argument("--workers", type=int, default=0, help="pool slots for throughput (default: core count)")

@@ -63,8 +63,25 @@ class ModelConfig(Section):
     lora: LoraSettings | None = Field(None, description="Train LoRA adapters instead of every weight (peft).")
 
 
+class SandboxSettings(Section):
+    """The code sandbox (`grpo.sandbox`, docs/security.md) that code tasks run completions in."""
+
+    workers: int = Field(0, ge=0, description="Programs run at once (0: one per CPU core).")
+    timeout_s: float = Field(5.0, gt=0, description="Wall-clock seconds per execution.")
+    memory_mb: int = Field(512, ge=16, description="Address-space limit of a program, MB.")
+    minimum: tuple[Literal["namespaces", "seccomp", "unprivileged", "rlimits"], ...] = Field(
+        ("namespaces", "seccomp", "unprivileged", "rlimits"),
+        description="Isolation layers the run refuses to start without (lower only on hosts that lack one).",
+    )
+    partial_credit: bool = Field(True, description="Score the share of tests passed (false: 1 only if all pass).")
+    max_error_share: float = Field(
+        0.5, ge=0, le=1, description="Stop the run when more than this share of a batch meets sandbox errors..."
+    )
+    max_error_steps: int = Field(3, ge=1, description="...for this many reward calls in a row.")
+
+
 class TaskConfig(Section):
-    name: Literal["arithmetic", "gsm8k", "math", "countdown", "files"] = Field(
+    name: Literal["arithmetic", "gsm8k", "math", "countdown", "files", "code"] = Field(
         "arithmetic", description="Which task supplies prompts and answers (files: your own dataset)."
     )
     min_ops: int = Field(2, ge=1, le=6, description="Fewest operators in an arithmetic expression.")
@@ -87,9 +104,9 @@ class TaskConfig(Section):
         None, description="How the reference answer is written: raw, gsm8k (#### 42), boxed (MATH); "
         "default follows the task."
     )
-    template: Literal["plain", "r1"] | None = Field(
-        None, description="Prompt template: plain, or r1 (DeepSeek-R1-Zero <think>/<answer>); default follows "
-        "the task."
+    template: Literal["plain", "r1", "code"] | None = Field(
+        None, description="Prompt template: plain, r1 (DeepSeek-R1-Zero <think>/<answer>), or code (asks for a "
+        "```python block); default follows the task."
     )
     chat: bool = Field(False, description="Wrap the prompt in the tokenizer's chat template.")
     system_prompt: str | None = Field(None, description="System message when chat is on (r1: the R1 preamble).")
@@ -103,12 +120,13 @@ class TaskConfig(Section):
     )
     countdown_numbers: tuple[int, int] = Field((3, 4), description="Countdown: fewest and most numbers given.")
     countdown_max_number: int = Field(50, ge=2, description="Countdown: largest generated number.")
+    sandbox: SandboxSettings = Field(SandboxSettings(), description="Code tasks: the sandbox programs run in.")
 
     @model_validator(mode="after")
     def _ops_ordered(self) -> TaskConfig:
         if self.min_ops > self.max_ops:
             raise ValueError(f"task.min_ops ({self.min_ops}) must be <= task.max_ops ({self.max_ops})")
-        if self.name in ("gsm8k", "math", "files") and self.train_path is None:
+        if self.name in ("gsm8k", "math", "files", "code") and self.train_path is None:
             raise ValueError(f"task.train_path: task {self.name!r} reads a dataset; set task.train_path=FILE")
         low, high = self.countdown_numbers
         if not 2 <= low <= high <= 6:
@@ -272,6 +290,11 @@ class GuardsConfig(Section):
     reward_fallback: float = Field(0.0, description="Score given to a sample whose reward function failed.")
     reward_strict: bool = Field(False, description="Make a failing reward function fatal instead of a fallback.")
     reward_timeout: float = Field(60.0, ge=0, description="Seconds a reward call may take (0: no limit).")
+    reward_processes: bool = Field(
+        True, description="Run reward functions that can be imported by name in worker processes (a hang, crash "
+        "or exit costs a fallback score, not the run); lambdas and closures always run in the trainer."
+    )
+    reward_memory_mb: int = Field(8192, ge=0, description="Address-space cap of a reward worker process (0: none).")
     reward_min: float | None = Field(None, description="Rewards below this are reported and excluded.")
     reward_max: float | None = Field(None, description="Rewards above this are reported and excluded.")
     truncation_warn: float = Field(

@@ -15,6 +15,7 @@ import torch
 
 from grpo.errors import UserError
 from grpo.rewards.api import BUILTIN_REWARDS
+from grpo.rewards.code import CodeReward
 from grpo.rewards.countdown import countdown
 from grpo.rewards.format import r1_format
 from grpo.rewards.guard import RewardGuard, score
@@ -26,6 +27,7 @@ REWARDS: dict[str, RewardCallable] = {
     "math_answer": math_answer,
     "r1_format": r1_format,
     "countdown": countdown,
+    "code": CodeReward(),
 }
 
 

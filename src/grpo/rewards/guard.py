@@ -8,9 +8,14 @@ once. With `strict`, any such failure is fatal instead. Non-finite rewards and r
 configured range are never propagated: they are marked invalid, which excludes them from the group
 baseline and gives them a zero advantage, and they are counted (`reward_rejected`).
 
-What the time limit does NOT do: Python cannot kill a thread, so a function that never returns
-keeps running in a daemon thread (it cannot block the run or its exit, but it keeps its CPU and
-memory). Untrusted code must not run here: it needs a sandboxed subprocess.
+With `processes` on (`guards.reward_processes`, the default for `grpo train`), every function that
+can be imported by name runs in a worker process (`grpo.rewards.workers`): a timeout kills and
+replaces the worker, and a function that exits, segfaults or exhausts its memory gives the fallback
+like any other failure. A function that cannot be imported by name (a lambda or closure passed from
+Python) runs in the trainer's process, with a one-line warning that it is not isolated; there, as with
+`processes` off, Python cannot kill a thread, so a call that never returns keeps running in a daemon
+thread (it cannot block the run or its exit, but it keeps its CPU). Programs written by the policy
+are a different matter: they run in `grpo.sandbox`.
 """
 
 from __future__ import annotations
@@ -26,12 +31,17 @@ from typing import Any
 import torch
 
 from grpo.errors import UserError
+from grpo.rewards.workers import RewardWorkers, WorkerFailure, importable_name
 
 logger = logging.getLogger("grpo.rewards")
 
 
 class RewardError(UserError):
     """A reward function broke its contract (wrong length or type, raised, timed out) in strict mode."""
+
+
+class RewardAbort(UserError):
+    """Raised by a reward function to stop the run (e.g. the code sandbox keeps failing); never a fallback."""
 
 
 class _Failure(Exception):
@@ -64,6 +74,8 @@ def _call(fn: Callable[..., Any], completions: list[str], columns: dict[str, Seq
         target()
     if "error" in outcome:
         error = outcome["error"]
+        if isinstance(error, RewardAbort):
+            raise error
         raise _Failure(f"raised {type(error).__name__}: {error}", outcome["trace"])
     return outcome["value"]
 
@@ -77,6 +89,10 @@ class RewardGuard:
     timeout: float = 0.0
     low: float | None = None
     high: float | None = None
+    processes: bool = False
+    memory_mb: int = 8192
+    _workers: RewardWorkers | None = None
+    _names: dict[int, str | None] = field(default_factory=dict)  # id(fn) -> import name, or None: in-process
     _fallbacks: dict[str, int] = field(default_factory=dict)  # per function called: fallback samples this step
     _rejected: int = 0  # non-finite or out-of-range rewards this step
     _reported: set[str] = field(default_factory=set)
@@ -104,7 +120,7 @@ class RewardGuard:
         n = len(completions)
         self._fallbacks.setdefault(name, 0)  # every called function reports, so all ranks log the same keys
         try:
-            values = _call(fn, completions, columns, self.timeout)
+            values = self._call(fn, name, completions, columns)
         except _Failure as failure:
             self._fail(name, failure.detail, failure.trace, n)
             return torch.full((n,), self.fallback, dtype=torch.float32), torch.ones(n, dtype=torch.bool)
@@ -124,6 +140,32 @@ class RewardGuard:
             rewards.append(float(value) if ok else 0.0)
             valid.append(ok)
         return torch.tensor(rewards, dtype=torch.float32), torch.tensor(valid, dtype=torch.bool)
+
+    def _call(self, fn: Callable[..., Any], name: str, completions: list[str],
+              columns: dict[str, Sequence[object]]) -> Any:
+        """The call in a worker process when `processes` is on and `fn` has an import name, else here."""
+        if not self.processes or getattr(fn, "runs_in_trainer", False):  # off, or trusted code that asks to stay
+            return _call(fn, completions, columns, self.timeout)
+        if id(fn) not in self._names:
+            self._names[id(fn)] = importable_name(fn)
+            if self._names[id(fn)] is None:
+                logger.warning("reward function '%s' cannot be imported by name (a lambda or closure?), so it runs "
+                               "in the trainer's process, not isolated", name)
+        target = self._names[id(fn)]
+        if target is None:
+            return _call(fn, completions, columns, self.timeout)
+        if self._workers is None:
+            self._workers = RewardWorkers(self.memory_mb)
+        try:
+            return self._workers.call(target, completions, columns, self.timeout)
+        except WorkerFailure as failure:
+            raise _Failure(failure.detail, failure.trace) from None
+
+    def close(self) -> None:
+        """Stop the worker processes, if any were started."""
+        if self._workers is not None:
+            self._workers.close()
+            self._workers = None
 
     def pop_stats(self) -> dict[str, torch.Tensor]:
         """This step's counts (fallback samples per function, rejected rewards), then reset them."""

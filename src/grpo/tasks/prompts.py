@@ -1,7 +1,8 @@
 """Turning a question into the text the model continues: a template, optionally inside a chat template.
 
 `plain` passes the question through; `r1` is the DeepSeek-R1-Zero template, which asks for
-<think>...</think><answer>...</answer> and ends with "<think>" so the completion starts with reasoning.
+<think>...</think><answer>...</answer> and ends with "<think>" so the completion starts with reasoning;
+`code` asks for the solution in a ```python block (what `grpo.rewards.code.extract_code` reads).
 With `chat`, the question (and a system message) goes through the tokenizer's own chat template,
 as an instruction-tuned model (Qwen2.5-Instruct, Llama-3-Instruct) expects.
 """
@@ -15,9 +16,10 @@ from transformers import PreTrainedTokenizerBase
 from grpo.errors import UserError
 from grpo.rewards.format import R1_SYSTEM, R1_TEMPLATE
 
-TEMPLATES = {"plain": "{prompt}", "r1": R1_TEMPLATE}
-SYSTEM_PROMPTS = {"plain": None, "r1": R1_SYSTEM}
-GENERATION_PREFIXES = {"plain": "", "r1": "<think>"}  # written after the chat template's assistant header
+CODE_TEMPLATE = "{prompt}\n\nWrite your solution in Python, in one ```python code block."
+TEMPLATES = {"plain": "{prompt}", "r1": R1_TEMPLATE, "code": CODE_TEMPLATE}
+SYSTEM_PROMPTS = {"plain": None, "r1": R1_SYSTEM, "code": None}
+GENERATION_PREFIXES = {"plain": "", "r1": "<think>", "code": ""}  # written after the chat template's assistant header
 
 
 @dataclass(frozen=True)

@@ -14,15 +14,18 @@ from transformers import PreTrainedTokenizerBase
 from grpo.config.schema import TaskConfig
 from grpo.errors import UserError
 from grpo.rewards.api import exact_answer
+from grpo.rewards.code import CodeReward, shared_pool
 from grpo.rewards.combine import RewardCallable, WeightedReward
 from grpo.rewards.countdown import countdown
 from grpo.rewards.format import r1_format
 from grpo.rewards.math_answer import gsm8k_reference, math_answer, math_reference
+from grpo.sandbox.runner import Limits
 from grpo.tasks import countdown as countdown_task
 from grpo.tasks import gsm8k
 from grpo.tasks import math as math_task
 from grpo.tasks.api import Example, Task
 from grpo.tasks.arithmetic import ArithmeticTask
+from grpo.tasks.code import code_spec, prompt_column
 from grpo.tasks.files import ListTask, split_holdout
 from grpo.tasks.prompts import PromptFormat
 from grpo.tasks.validate import (
@@ -145,6 +148,23 @@ def _files(config: TaskConfig, tokenizer: PreTrainedTokenizerBase | None, budget
     return TaskSetup(task, _rewards(math_answer, prompts), math_answer)
 
 
+def _code(config: TaskConfig, tokenizer: PreTrainedTokenizerBase | None, budget: PromptBudget | None) -> TaskSetup:
+    """Programs graded in the sandbox: training scores the share of tests passed, accuracy needs all."""
+    prompts = _prompt_format(config, "code", tokenizer)
+    column = prompt_column(config.train_path, config.split, config.columns)
+    task = _dataset(config, code_spec(column, prompts.render), budget)
+    box = config.sandbox
+    shared_pool(Limits(timeout_s=box.timeout_s, memory_mb=box.memory_mb), box.workers, box.minimum)  # checked now
+    options = dict(limits=Limits(timeout_s=box.timeout_s, memory_mb=box.memory_mb), workers=box.workers,
+                   minimum=box.minimum, max_error_share=box.max_error_share, max_error_steps=box.max_error_steps)
+    reward = CodeReward(partial_credit=box.partial_credit, **options)
+    check = CodeReward(partial_credit=False, name="code_all_passed", **options)
+    rewards = [WeightedReward("code", reward, 1.0)]
+    if prompts.template == "r1":
+        rewards.append(WeightedReward("r1_format", r1_format, FORMAT_WEIGHT))
+    return TaskSetup(task, rewards, check)
+
+
 def _countdown_spec(config: TaskConfig, prompts: PromptFormat) -> RowSpec:
     """Rows with a list of integers (nums) and an integer target; the answer is the target."""
     mapping = {**countdown_task.DEFAULT_COLUMNS, **config.columns}
@@ -178,6 +198,7 @@ TASK_BUILDERS: dict[str, TaskBuilder] = {
     "math": _math_like(math_task, "r1"),
     "files": _files,
     "countdown": _countdown,
+    "code": _code,
 }
 
 

@@ -30,7 +30,7 @@ from grpo.trainers.state import TrainState, build_state
 def reward_guard(guards: GuardsConfig) -> RewardGuard:
     """The reward isolation the config asks for (fallback score, strictness, time limit, valid range)."""
     return RewardGuard(guards.reward_fallback, guards.reward_strict, guards.reward_timeout,
-                       guards.reward_min, guards.reward_max)
+                       guards.reward_min, guards.reward_max, guards.reward_processes, guards.reward_memory_mb)
 
 
 def train_state(config: RunConfig, models: Models, rewards: list, guard: RewardGuard) -> TrainState:
@@ -76,7 +76,7 @@ def train(
     def evaluate() -> float:
         with models.autocast(), gathered(models.policy):
             return greedy_accuracy(models.policy, models.tokenizer, test_examples, config.rollout.max_new_tokens,
-                                   check=check).accuracy
+                                   check=check, guard=state.guard).accuracy
 
     if checkpoint is not None and dist.is_main():
         rewind_run_files(run_dir, checkpoint)

@@ -1,0 +1,8 @@
+"""Same as `grpo bench sandbox`: run from the repository root with the package installed."""
+
+import sys
+
+from grpo.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["bench", "sandbox", *sys.argv[1:]]))
