@@ -30,7 +30,7 @@ import hashlib
 import importlib.util
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,7 +175,8 @@ def generate_vllm(
         tokens = list(sample.token_ids)
         ids[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
         mask[row, : len(tokens)] = True
-        logprobs[row, : len(tokens)] = torch.tensor([step[token].logprob for step, token in zip(sample.logprobs, tokens)])
+        chosen = [step[token].logprob for step, token in zip(sample.logprobs, tokens)]
+        logprobs[row, : len(tokens)] = torch.tensor(chosen)
     finished = torch.tensor([len(s.token_ids) > 0 and s.token_ids[-1] == eos_token_id for s in samples])  # (N,)
     prompt_ids, prompt_mask = left_pad(prompts, pad_token_id, torch.device("cpu"))  # (B, P)
     return RolloutBatch(
@@ -199,10 +200,9 @@ def sequence_logprobs(llm: Any, sequences: list[list[int]]) -> list[torch.Tensor
 
     score = VLLMSamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0.0, detokenize=False)
     outputs = llm.generate([TokensPrompt(prompt_token_ids=list(s)) for s in sequences], score, use_tqdm=False)
-    return [
-        torch.tensor([step[token].logprob for step, token in zip(out.prompt_logprobs[1:], seq[1:])], dtype=torch.float32)
-        for out, seq in zip(outputs, sequences)
-    ]
+    scored = [[step[token].logprob for step, token in zip(out.prompt_logprobs[1:], seq[1:])]
+              for out, seq in zip(outputs, sequences)]
+    return [torch.tensor(values, dtype=torch.float32) for values in scored]
 
 
 class WeightSyncTimeout(RuntimeError):
@@ -265,9 +265,3 @@ def _run_with_timeout(call: Any, timeout_s: float) -> None:
                                 f"{timeout_s:g} s; raise the key or check the engine (memory, sleep mode)")
     if failure:
         raise failure[0]
-
-
-def flatten(tensors: Iterable[torch.Tensor]) -> torch.Tensor:
-    """Concatenate 1-d tensors (an empty input gives an empty float32 tensor)."""
-    parts = list(tensors)
-    return torch.cat(parts) if parts else torch.zeros(0)

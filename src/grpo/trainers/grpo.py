@@ -40,7 +40,8 @@ from grpo.models.logprobs import completion_logprobs, grouped_completion_logprob
 from grpo.rewards import exact_answer
 from grpo.rewards.combine import WeightedReward, score_weighted, single
 from grpo.rewards.guard import RewardGuard
-from grpo.rollout import RolloutBatch, SamplingParams, generate
+from grpo.rollout import RolloutBatch
+from grpo.rollout.sampler import Sampler, build_sampler
 from grpo.rollout.types import concat_rollouts
 from grpo.tasks.api import Example, reward_columns
 from grpo.trainers.optim import OptimState, apply_update
@@ -75,6 +76,7 @@ class GRPOContext:
     more_prompts: Callable[[], list[Example]] | None = None
     adapter_reference: bool = False
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+    sampler: Sampler | None = None  # built from rollout.backend on first use (grpo.rollout.sampler)
 
 
 @dataclass(frozen=True)
@@ -91,21 +93,16 @@ class Scored:
 
 
 def sample_rollouts(ctx: GRPOContext, examples: list[Example]) -> RolloutBatch:
-    """Phase 1: G completions per prompt from the current policy, with the KV-cache engine."""
-    rollout = ctx.config.rollout
-    params = SamplingParams(rollout.temperature, rollout.top_k, rollout.top_p, rollout.max_new_tokens)
+    """Phase 1: G completions per prompt from the current policy, on the `rollout.backend` sampler.
+
+    The sampler learns the optimiser's update count, so an engine outside the trainer (vLLM) copies
+    the new weights in (and checks the copy) before generating.
+    """
     prompts = [ctx.tokenizer(example.prompt)["input_ids"] for example in examples]
+    if ctx.sampler is None:
+        ctx.sampler = build_sampler(ctx.config, ctx.policy, ctx.tokenizer.eos_token_id, ctx.tokenizer.pad_token_id)
     with ctx.autocast():
-        return generate(
-            ctx.policy,
-            prompts,
-            group_size=rollout.group_size,
-            params=params,
-            eos_token_id=ctx.tokenizer.eos_token_id,
-            pad_token_id=ctx.tokenizer.pad_token_id,
-            generator=ctx.generator,
-            compile=rollout.compile,
-        )
+        return ctx.sampler.sample(ctx.policy, prompts, ctx.optim.scheduler.last_epoch, ctx.generator)
 
 
 def score_rollouts(ctx: GRPOContext, batch: RolloutBatch, examples: list[Example]) -> Scored:
