@@ -40,3 +40,15 @@ def test_bench_step_without_trl_reports_the_phase_split(capsys: pytest.CaptureFi
     for phase in ("generation_s", "scoring_s", "logprobs_s", "forward_backward_s", "optimizer_s"):
         assert split[phase] >= 0, phase
     assert split["s_per_step"] >= split["generation_s"]
+
+
+@pytest.mark.vllm
+def test_bench_generate_and_step_with_the_vllm_backend(capsys: pytest.CaptureFixture[str]) -> None:
+    record = _record(capsys, ["bench", "generate", "--backend", "vllm", "--prompts", "2", "--group-size", "2",
+                              "--max-new-tokens", "4", "--repeats", "1"])
+    assert record["backend"] == "vllm" and record["grpo_vllm"]["new_tokens_per_s"] > 0
+    assert record["ratio_vllm_tokens_per_s_vs_transformers"] > 0
+    record = _record(capsys, ["bench", "step", "--backend", "vllm", "--prompts", "2", "--group-size", "2",
+                              "--max-new-tokens", "4", "--steps", "2", "--rounds", "1", "--no-trl"])
+    assert record["backend"] == "vllm" and record["grpo"]["steps_timed"] == 2
+    assert record["grpo"]["s_per_step"] >= record["grpo"]["generation_s"] > 0

@@ -125,10 +125,10 @@ def mismatch_stats(
             (k3 estimate of KL(pi_sampler || pi_old) from tokens drawn by the sampler; Schulman 2020)
         is_ratio_{min,max,p1,p99} = extremes and 1st / 99th percentiles of exp(d_t)
         is_masked_share = share of those tokens that `loss_mask` drops.
-    Shapes: (N, T) each -> 0-d float32 tensors (zeros when no token counts).
+    Shapes: (N, T) each -> 0-d float32 tensors (zeros when no token counts); computed in float64.
     """
     mask = completion_mask.bool()
-    d = (old_logprobs.float() - sampler_logprobs.float())[mask]  # (tokens,)
+    d = (old_logprobs.double() - sampler_logprobs.double())[mask]  # (tokens,) float64: k3 of tiny gaps stays >= 0
     if d.numel() == 0:
         zero = torch.zeros(())
         return {key: zero for key in ("sampler_kl_k3", "is_ratio_min", "is_ratio_max", "is_ratio_p1",
@@ -136,11 +136,6 @@ def mismatch_stats(
     ratio = torch.exp(d)
     quantiles = torch.quantile(ratio, torch.tensor([0.01, 0.99], dtype=ratio.dtype, device=ratio.device))
     dropped = (mask & ~loss_mask.bool()).sum().float() / mask.sum().float()
-    return {
-        "sampler_kl_k3": (ratio - d - 1.0).mean(),
-        "is_ratio_min": ratio.min(),
-        "is_ratio_max": ratio.max(),
-        "is_ratio_p1": quantiles[0],
-        "is_ratio_p99": quantiles[1],
-        "is_masked_share": dropped,
-    }
+    values = {"sampler_kl_k3": (ratio - d - 1.0).mean(), "is_ratio_min": ratio.min(), "is_ratio_max": ratio.max(),
+              "is_ratio_p1": quantiles[0], "is_ratio_p99": quantiles[1]}
+    return {**{key: value.float() for key, value in values.items()}, "is_masked_share": dropped}

@@ -6,8 +6,10 @@ top-k/top-p, beta (k3 KL to a frozen reference), clip eps 0.2, one optimisation 
 AdamW at a constant learning rate, gradient clipping at 1.0, the per-sequence-then-batch loss
 (TRL's loss_type="grpo") and group std scaling. Rounds alternate: `steps` steps of ours, then
 `steps` steps of TRL, and so on; per-step times come from inside each loop (TRL's through a
-callback), so set-up is not counted. `--curve` instead runs both continuously for that many steps
-and reports the mean reward of each step, to check that both learn alike.
+callback), so set-up is not counted. Each step's time is the whole `grpo_step` (with `--backend vllm`
+the weight sync and its check included), at least 20 timed steps a side by default. `--curve`
+instead runs both continuously for that many steps and reports the mean reward of each step, to
+check that both learn alike.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ def _our_trainer(path: Path, args: argparse.Namespace, clock: PhaseClock) -> Cal
     config = load_config(overrides=[
         f"rollout.group_size={args.group_size}", f"rollout.prompts_per_step={args.prompts}",
         f"rollout.max_new_tokens={args.max_new_tokens}", f"algo.beta={args.beta}", f"optim.lr={args.lr}",
+        f"rollout.backend={args.backend}",
     ])
     policy = load_policy(path, "float32", torch.device("cpu"))
     ctx = GRPOContext(policy=policy, train_model=policy, reference=frozen_copy(policy) if args.beta > 0 else None,
@@ -175,7 +178,8 @@ def run(args: argparse.Namespace) -> dict:
                 with contextlib.redirect_stdout(io.StringIO()):  # TRL prints its logs; keep one JSON line
                     trl.train()
     warm = 0 if args.curve else steps_per_round  # the first round of each is a warm-up
-    record: dict = {"benchmark": "step", "model": args.model, "prompts": args.prompts, "group_size": args.group_size,
+    record: dict = {"benchmark": "step", "model": args.model, "backend": args.backend, "prompts": args.prompts,
+                    "group_size": args.group_size,
                     "max_new_tokens": args.max_new_tokens, "beta": args.beta, "lr": args.lr, "machine": start,
                     "grpo": _summary(ours_steps[warm:])}
     if trl_steps:
@@ -197,8 +201,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--beta", type=float, default=0.04)
     parser.add_argument("--lr", type=float, default=3e-4)
-    parser.add_argument("--steps", type=int, default=3, help="steps per round")
-    parser.add_argument("--rounds", type=int, default=3, help="timed rounds of each (plus one warm-up round)")
+    parser.add_argument("--steps", type=int, default=10, help="steps per round")
+    parser.add_argument("--rounds", type=int, default=2, help="timed rounds of each (plus one warm-up round)")
+    parser.add_argument("--backend", choices=["engine", "vllm"], default="engine",
+                        help="who generates our rollouts (rollout.backend); vllm's weight sync is inside the step")
     parser.add_argument("--curve", type=int, default=0, help="instead: run N continuous steps of each, log rewards")
     parser.add_argument("--no-trl", action="store_true", help="time this trainer only (TRL not installed)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())

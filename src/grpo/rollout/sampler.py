@@ -21,8 +21,8 @@ import torch
 from transformers import AutoConfig
 
 from grpo import dist
-from grpo.algo import mismatch_stats
-from grpo.config.schema import RunConfig
+from grpo.algo import ROLLOUT_CORRECTIONS, CorrectionOutput, mismatch_stats
+from grpo.config.schema import AlgoConfig, RunConfig
 from grpo.errors import UserError
 from grpo.rollout.engine import generate
 from grpo.rollout.types import RolloutBatch, SamplingParams
@@ -209,3 +209,19 @@ def build_sampler(config: RunConfig, policy: torch.nn.Module, eos_token_id: int,
     if config.rollout.backend == "vllm":
         return VLLMSampler(config, policy, (eos_token_id, pad_token_id))
     return EngineSampler(config, (eos_token_id, pad_token_id))
+
+
+def rollout_correction(
+    algo: AlgoConfig, old_logprobs: torch.Tensor, sampler_logprobs: torch.Tensor, completion_mask: torch.Tensor
+) -> tuple[CorrectionOutput, Stats]:
+    """`algo.rollout_correction` applied to one micro-batch, with the mismatch metrics of its tokens.
+
+    Args are (n, T): the trainer's pi_old log-probs (detached), the sampler's, and the completion mask.
+    The metrics (sampler_kl_k3, is_ratio_min/max/p1/p99, is_masked_share) are of this micro-batch;
+    the trainer averages them over micro-batches weighted by rows.
+    """
+    correction = ROLLOUT_CORRECTIONS.get(algo.rollout_correction)(
+        old_logprobs.detach(), sampler_logprobs, completion_mask, algo.rollout_correction_level,
+        algo.rollout_correction_cap,
+    )
+    return correction, mismatch_stats(old_logprobs.detach(), sampler_logprobs, completion_mask, correction.loss_mask)

@@ -41,7 +41,7 @@ from grpo.rewards import exact_answer
 from grpo.rewards.combine import WeightedReward, score_weighted, single
 from grpo.rewards.guard import RewardGuard
 from grpo.rollout import RolloutBatch
-from grpo.rollout.sampler import Sampler, build_sampler
+from grpo.rollout.sampler import Sampler, build_sampler, rollout_correction
 from grpo.rollout.types import concat_rollouts
 from grpo.tasks.api import Example, reward_columns
 from grpo.trainers.optim import OptimState, apply_update
@@ -189,12 +189,14 @@ def _micro_batch_loss(
             ctx.train_model, batch, rows, ctx.config.rollout.temperature, entropy_grad=algo.entropy_coef > 0
         )
     old_logprobs = logprobs.detach() if old is None else old[rows]  # ratio exactly 1 when mu == 1
+    correction, correction_stats = rollout_correction(algo, old_logprobs, batch.sampler_logprobs[rows], mask)
+    mask = correction.loss_mask  # the very completion mask unless masked IS drops tokens
     log_ratio = RATIO_LEVELS.get(algo.ratio_level)(logprobs, old_logprobs, mask)
     policy = POLICY_LOSSES.get(algo.policy_loss)(
         log_ratio, scored.advantages[rows], mask, algo.eps_low, algo.clip_high, algo.dual_clip
     )
-    per_token_loss = policy.per_token_loss - algo.entropy_coef * entropy  # entropy bonus
-    stats: Stats = {"entropy": masked_mean(entropy.detach(), mask)}
+    per_token_loss = correction.weights * policy.per_token_loss - algo.entropy_coef * entropy  # entropy bonus
+    stats: Stats = {"entropy": masked_mean(entropy.detach(), mask), **correction_stats}
     if ref is not None:
         kl = KL_ESTIMATORS.get(algo.kl_estimator)(logprobs, ref[rows])
         per_token_loss = per_token_loss + KL_PLACEMENTS.get(ctx.config.kl_placement)(algo.beta).in_loss * kl
@@ -345,6 +347,7 @@ def grpo_step(ctx: GRPOContext, examples: list[Example]) -> tuple[Stats, Scored]
     ref = reference_logprobs(ctx, scored.batch)
     stats = {**rollout_stats(scored), **sampling}
     stats.update(ctx.reward_guard.pop_stats())
+    stats.update(ctx.sampler.pop_stats() if ctx.sampler is not None else {})  # weight-sync check (vLLM)
     if ctx.check_logprobs:
         ctx.check_logprobs = False
         stats.update(sampler_agreement(ctx, scored.batch))
