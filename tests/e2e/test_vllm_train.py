@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -45,7 +46,10 @@ def test_train_with_vllm_syncs_and_checks_every_step(tmp_path: Path):
 @pytest.mark.slow
 def test_two_ranks_each_with_a_colocated_engine(tmp_path: Path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29541",
+    with socket.socket() as probe:  # a port no other session holds
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
                "-m", "grpo", "train", f"log.output_dir={tmp_path}",
                "log.run_name=ddp", "rollout.backend=vllm", "rollout.vllm.kv_cache_memory_gb=0.25", *SMALL_RUN]
     proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
