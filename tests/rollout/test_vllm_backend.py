@@ -146,3 +146,26 @@ def test_a_sync_that_never_returns_times_out_with_the_key():
     with pytest.raises(WeightSyncTimeout, match="rollout.vllm.sync_timeout"):
         _run_with_timeout(lambda: release.wait(10), 0.2)
     release.set()
+
+
+def test_a_lora_policy_is_synced_as_merged_weights(builtin_vllm):
+    from grpo.config.schema import LoraSettings
+    from grpo.models.load import add_lora
+    from grpo.rollout.sampler import trainer_sequence_logprobs
+    from grpo.rollout.vllm_backend import sequence_logprobs, sync_weights
+
+    llm, path = builtin_vllm
+    policy = add_lora(load_policy(path, "float32", torch.device("cpu")), LoraSettings(r=4))
+    with torch.no_grad():
+        for name, parameter in policy.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0.0, 0.05, generator=torch.Generator().manual_seed(1))  # a non-zero adapter
+    fixed = [p + [16, 5, 19, 7, 2] for p in _prompts(3)]
+    expected = torch.cat(trainer_sequence_logprobs(policy, fixed))
+    try:
+        sync_weights(llm, policy, timeout_s=60)
+        torch.testing.assert_close(torch.cat(sequence_logprobs(llm, fixed)), expected, rtol=0, atol=1e-4)
+        assert any("lora_" in name for name, _ in policy.named_parameters())  # the trainer keeps its adapter
+        torch.testing.assert_close(torch.cat(trainer_sequence_logprobs(policy, fixed)), expected, rtol=0, atol=0)  # untouched
+    finally:
+        sync_weights(llm, load_policy(path, "float32", torch.device("cpu")), timeout_s=60)

@@ -212,16 +212,32 @@ class WeightSyncTimeout(RuntimeError):
 def trainer_weights(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
     """(name, tensor) of every weight in Hugging Face checkpoint names, as vLLM loads them.
 
-    A peft (LoRA) model yields its merged weights: base + (alpha / r) * B A, under the base model's
-    names (the adapter is merged for the copy and unmerged afterwards by `sync_weights`). With tied
-    embeddings `lm_head.weight` is left out: vLLM's head reads the embedding matrix.
+    A peft (LoRA) model yields merged weights, W + (alpha / r) * B A per adapted layer, computed aside
+    (`get_delta_weight`) so the trainer's weights are never merged and unmerged in place (which would
+    drift by rounding at every sync), under the base model's names. With tied embeddings
+    `lm_head.weight` is left out: vLLM's head reads the embedding matrix.
     """
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     tied = bool(getattr(getattr(base, "config", None), "tie_word_embeddings", False))
+    deltas = _lora_deltas(base)
     for name, tensor in base.state_dict().items():
         if "lora_" in name or (tied and name == "lm_head.weight"):
             continue
-        yield name.replace(".base_layer.", "."), tensor.detach()
+        name = name.replace(".base_layer.", ".")
+        yield name, (tensor + deltas[name] if name in deltas else tensor).detach()
+
+
+@torch.no_grad()
+def _lora_deltas(base: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Checkpoint name of each adapted weight -> the sum of its active adapters' (alpha / r) * B A."""
+    deltas: dict[str, torch.Tensor] = {}
+    for module_name, module in base.named_modules():
+        if not (hasattr(module, "base_layer") and hasattr(module, "get_delta_weight")):
+            continue
+        active = [a for a in getattr(module, "active_adapters", []) if a in getattr(module, "lora_A", {})]
+        if active and not getattr(module, "disable_adapters", False):
+            deltas[f"{module_name}.weight"] = sum(module.get_delta_weight(adapter) for adapter in active)
+    return deltas
 
 
 def _reload(worker: Any, weights: list[tuple[str, torch.Tensor]]) -> None:
@@ -234,16 +250,9 @@ def sync_weights(llm: Any, model: torch.nn.Module, timeout_s: float) -> None:
 
     Goes through the worker's ``model_runner.reload_weights`` (via ``llm.collective_rpc``): the
     model's own ``load_weights`` fails part way on vLLM's CPU build once the linear weights have been
-    re-packed for oneDNN, leaving old and new weights mixed. A LoRA adapter is merged for the copy.
+    re-packed for oneDNN, leaving old and new weights mixed. A LoRA adapter is sent merged.
     """
-    merged = hasattr(model, "merge_adapter") and hasattr(model, "unmerge_adapter")
-    if merged:
-        model.merge_adapter()
-    try:
-        weights = list(trainer_weights(model))
-    finally:
-        if merged:
-            model.unmerge_adapter()
+    weights = list(trainer_weights(model))
     _run_with_timeout(lambda: llm.collective_rpc(_reload, args=(weights,)), timeout_s)
 
 
