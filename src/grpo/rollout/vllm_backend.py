@@ -78,6 +78,9 @@ class EngineOptions:
 def start_engine(options: EngineOptions) -> Any:
     """Start a colocated `vllm.LLM` (in-process engine core, token ids only, no tokenizer)."""
     os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+    # vLLM logs its start-up at INFO and a harmless traceback for the chat-template warm-up it cannot run
+    # without a tokenizer; the trainer's console keeps errors only unless the user sets the level.
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
     # Without OMP_NUM_THREADS vLLM drops torch to 1 thread "for serving", which would also slow the
     # trainer's own passes in this process; stating the current count keeps it.
     os.environ.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
