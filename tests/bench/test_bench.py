@@ -51,3 +51,15 @@ def test_bench_sandbox_reports_overhead_and_throughput(capsys: pytest.CaptureFix
     assert record["benchmark"] == "sandbox" and len(record["layers"]) == 4
     assert 0 < record["overhead_ms"]["median"] <= record["overhead_ms"]["p90"]
     assert record["executions_per_s"] > 0
+
+
+@pytest.mark.vllm
+def test_bench_generate_and_step_with_the_vllm_backend(capsys: pytest.CaptureFixture[str]) -> None:
+    record = _record(capsys, ["bench", "generate", "--backend", "vllm", "--prompts", "2", "--group-size", "2",
+                              "--max-new-tokens", "4", "--repeats", "1"])
+    assert record["backend"] == "vllm" and record["grpo_vllm"]["new_tokens_per_s"] > 0
+    assert record["ratio_vllm_tokens_per_s_vs_transformers"] > 0
+    record = _record(capsys, ["bench", "step", "--backend", "vllm", "--prompts", "2", "--group-size", "2",
+                              "--max-new-tokens", "4", "--steps", "2", "--rounds", "1", "--no-trl"])
+    assert record["backend"] == "vllm" and record["grpo"]["steps_timed"] == 2
+    assert record["grpo"]["s_per_step"] >= record["grpo"]["generation_s"] > 0

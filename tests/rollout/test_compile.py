@@ -12,6 +12,7 @@ from torch._dynamo.utils import counters
 from transformers import PreTrainedModel
 
 import grpo.rollout.engine as engine
+import grpo.rollout.sampler as sampler_module
 import grpo.trainers.rollout_phase as rollout_phase
 from grpo.config import ConfigError, load_config
 from grpo.models.load import load_policy, load_tokenizer
@@ -100,8 +101,8 @@ def test_the_config_key_validates_and_reaches_generate(tiny_model_dir: Path, mon
         load_config(overrides=["rollout.compile=maybe"])
     policy = load_policy(tiny_model_dir, "float32", torch.device("cpu"))
     seen = []
-    real = rollout_phase.generate
-    monkeypatch.setattr(rollout_phase, "generate", lambda *args, **kwargs: seen.append(kwargs["compile"]) or real(
+    real = sampler_module.generate
+    monkeypatch.setattr(sampler_module, "generate", lambda *args, **kwargs: seen.append(kwargs["compile"]) or real(
         *args, **{**kwargs, "compile": False}))
     for value in ("true", "false"):
         config = load_config(overrides=["rollout.max_new_tokens=4", "rollout.group_size=2", f"rollout.compile={value}"])

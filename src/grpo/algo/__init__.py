@@ -2,8 +2,8 @@
 
 This package imports only torch and the standard library. Importing it imports every module below,
 so the registries are complete: ``ADVANTAGE_ESTIMATORS``, ``RATIO_LEVELS``, ``POLICY_LOSSES``,
-``KL_ESTIMATORS``, ``LOSS_AGGREGATIONS``, ``PREFERENCE_LOSSES``, ``KL_PLACEMENTS`` and
-``OVERLONG_POLICIES`` map config names to functions.
+``KL_ESTIMATORS``, ``LOSS_AGGREGATIONS``, ``PREFERENCE_LOSSES``, ``KL_PLACEMENTS``,
+``OVERLONG_POLICIES``, ``ROLLOUT_CORRECTIONS`` and ``ROLLOUT_CORRECTION_LEVELS`` map config names to functions.
 """
 
 from grpo.algo import (
@@ -16,6 +16,7 @@ from grpo.algo import (
     preference,
     ratio,
     registry,
+    rollout_correction,
     shaping,
     value_loss,
 )
@@ -35,9 +36,12 @@ from grpo.algo.registry import (
     POLICY_LOSSES,
     PREFERENCE_LOSSES,
     RATIO_LEVELS,
+    ROLLOUT_CORRECTION_LEVELS,
+    ROLLOUT_CORRECTIONS,
     Registry,
     UnknownNameError,
 )
+from grpo.algo.rollout_correction import CorrectionOutput, mismatch_stats
 from grpo.algo.shaping import (
     KLWeights,
     OverlongOutput,
@@ -57,6 +61,9 @@ __all__ = [
     "POLICY_LOSSES",
     "PREFERENCE_LOSSES",
     "RATIO_LEVELS",
+    "ROLLOUT_CORRECTIONS",
+    "ROLLOUT_CORRECTION_LEVELS",
+    "CorrectionOutput",
     "AdvantageInputs",
     "KLWeights",
     "OverlongOutput",
@@ -86,6 +93,8 @@ __all__ = [
     "preference",
     "ratio",
     "registry",
+    "rollout_correction",
+    "mismatch_stats",
     "shaping",
     "soft_overlong_penalty",
     "value_loss",

@@ -6,7 +6,8 @@ parameters differ from the table's, is an error at import time; looking up an un
 with the valid names and the closest match, so a config typo fails before any model loads.
 
 The tables are filled by the modules that define the formulas (``advantages``, ``ratio``,
-``policy_loss``, ``kl``, ``aggregate``, ``preference``, ``shaping``); ``import grpo.algo`` imports them all.
+``policy_loss``, ``kl``, ``aggregate``, ``preference``, ``shaping``,
+``rollout_correction``); ``import grpo.algo`` imports them all.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from grpo.algo.aggregate import LossNormalizer
     from grpo.algo.policy_loss import PolicyLossOutput
     from grpo.algo.preference import PreferenceStats
+    from grpo.algo.rollout_correction import CorrectionOutput
     from grpo.algo.shaping import KLWeights, OverlongOutput
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -110,6 +112,8 @@ KLEstimator = Callable[[Tensor, Tensor], Tensor]
 LossAggregation = Callable[[Tensor, Tensor, "LossNormalizer"], Tensor]
 PreferenceLoss = Callable[[Tensor, Tensor, float], "tuple[Tensor, PreferenceStats]"]
 KLPlacement = Callable[[float], "KLWeights"]
+RolloutCorrection = Callable[[Tensor, Tensor, Tensor, str, float], "CorrectionOutput"]
+CorrectionLevel = Callable[[Tensor, Tensor, Tensor], Tensor]
 OverlongPolicy = Callable[[Tensor, Tensor, Tensor, Tensor, int, int, float], "OverlongOutput"]
 
 ADVANTAGE_ESTIMATORS: Registry[AdvantageEstimator] = Registry("advantage estimator", ("inputs",))
@@ -131,4 +135,10 @@ KL_PLACEMENTS: Registry[KLPlacement] = Registry("KL placement", ("beta",))
 OVERLONG_POLICIES: Registry[OverlongPolicy] = Registry(
     "overlong policy",
     ("rewards", "completion_mask", "completion_lengths", "truncated", "max_completion_length", "buffer", "penalty"),
+)
+ROLLOUT_CORRECTIONS: Registry[RolloutCorrection] = Registry(
+    "rollout correction", ("old_logprobs", "sampler_logprobs", "completion_mask", "level", "cap")
+)
+ROLLOUT_CORRECTION_LEVELS: Registry[CorrectionLevel] = Registry(
+    "rollout correction level", ("old_logprobs", "sampler_logprobs", "completion_mask")
 )

@@ -5,6 +5,8 @@ Both sample G completions for each of B prompts from the same model with the sam
 left-padded with `num_return_sequences=G`. A new token is one that counts in a completion (up to
 and including its EOS), read the same way from both outputs. With `--compile` a third contender,
 `grpo_compiled`, runs the engine with `compile=True` (its compile happens in the untimed warm-up round).
+With `--backend vllm` a colocated vLLM engine (`grpo.rollout.vllm_backend`) joins as `grpo_vllm`, sampling
+from the same model directory with per-request seeds; its start-up is not timed.
 """
 
 from __future__ import annotations
@@ -50,13 +52,32 @@ def _transformers(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, te
     return int(before_first_eos.sum())
 
 
+def _vllm(llm: object, tokenizer: PreTrainedTokenizerBase, prompts: list[list[int]], group_size: int,
+          params: SamplingParams, calls: list[int]) -> int:
+    from grpo.rollout.vllm_backend import generate_vllm
+
+    calls.append(len(calls))
+    seeds = [(len(calls) << 20) + (index << 10) for index in range(len(prompts))]
+    batch = generate_vllm(llm, prompts, group_size=group_size, params=params, eos_token_id=tokenizer.eos_token_id,
+                          pad_token_id=tokenizer.pad_token_id, seeds=seeds)
+    return int(batch.completion_mask.sum())
+
+
+def _start_vllm(path: Path, model: PreTrainedModel) -> object:
+    from grpo.rollout.vllm_backend import EngineOptions, start_engine
+
+    limit = model.config.max_position_embeddings
+    return start_engine(EngineOptions(str(path), "float32", limit, kv_cache_memory_gb=1.0))
+
+
 def run(size: str, prompts: int, group_size: int, max_new_tokens: int, repeats: int, threads: int,
-        compile: bool = False) -> dict:
-    """Time both generators, alternating, and return the benchmark's record."""
+        compile: bool = False, backend: str = "engine") -> dict:
+    """Time the generators, alternating, and return the benchmark's record."""
     torch.set_num_threads(threads)
     start = machine()
     with tempfile.TemporaryDirectory() as tmp:
         model, tokenizer = load(model_dir(size, Path(tmp)))
+        llm = _start_vllm(model_dir(size, Path(tmp)), model) if backend == "vllm" else None
     model.eval()
     texts = [example.prompt for example in arithmetic_examples(prompts)]
     ids = [tokenizer(text)["input_ids"] for text in texts]
@@ -70,11 +91,14 @@ def run(size: str, prompts: int, group_size: int, max_new_tokens: int, repeats: 
     }
     if compile:
         contenders["grpo_compiled"] = lambda: _ours(model, tokenizer, ids, group_size, params, generator, compile=True)
+    if llm is not None:
+        calls: list[int] = []
+        contenders["grpo_vllm"] = lambda: _vllm(llm, tokenizer, ids, group_size, params, calls)
     tokens = {name: [] for name in contenders}
     timed = {name: (lambda name=name, run=run: tokens[name].append(run())) for name, run in contenders.items()}
     timings, _ = alternate(timed, repeats)
-    record: dict = {"benchmark": "generate", "model": size, "prompts": prompts, "group_size": group_size,
-                    "max_new_tokens": max_new_tokens, "repeats": repeats, "machine": start}
+    record: dict = {"benchmark": "generate", "model": size, "backend": backend, "prompts": prompts,
+                    "group_size": group_size, "max_new_tokens": max_new_tokens, "repeats": repeats, "machine": start}
     for name, timing in timings.items():
         counts = tokens[name][1:]  # the warm-up round is not timed
         per_second = [count / wall for count, wall in zip(counts, timing.wall)]
@@ -83,10 +107,12 @@ def run(size: str, prompts: int, group_size: int, max_new_tokens: int, repeats: 
     ratios = [ours / peer for ours, peer in zip(_rates(tokens["grpo"], timings["grpo"].wall),
                                                  _rates(tokens["transformers"], timings["transformers"].wall))]
     record["ratio_tokens_per_s_vs_transformers"] = sorted(ratios)[len(ratios) // 2]
-    if compile:
-        ratios = [ours / peer for ours, peer in zip(_rates(tokens["grpo_compiled"], timings["grpo_compiled"].wall),
-                                                     _rates(tokens["transformers"], timings["transformers"].wall))]
-        record["ratio_compiled_tokens_per_s_vs_transformers"] = sorted(ratios)[len(ratios) // 2]
+    for name in ("grpo_compiled", "grpo_vllm"):
+        if name in contenders:
+            ratios = [ours / peer for ours, peer in zip(_rates(tokens[name], timings[name].wall),
+                                                         _rates(tokens["transformers"], timings["transformers"].wall))]
+            key = f"ratio_{name.removeprefix('grpo_')}_tokens_per_s_vs_transformers"
+            record[key] = sorted(ratios)[len(ratios) // 2]
     return record
 
 
@@ -96,5 +122,5 @@ def _rates(counts: list[int], walls: list[float]) -> list[float]:
 
 def main(args: argparse.Namespace) -> int:
     emit(run(args.model, args.prompts, args.group_size, args.max_new_tokens, args.repeats, threads(args),
-             args.compile))
+             args.compile, args.backend))
     return 0

@@ -28,6 +28,8 @@ def generate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=7, help="timed rounds (plus one warm-up)")
     parser.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     parser.add_argument("--compile", action="store_true", help="also time the engine with rollout.compile")
+    parser.add_argument("--backend", choices=["engine", "vllm"], default="engine",
+                        help="vllm: also time a colocated vLLM engine (needs vllm installed)")
 
 
 def logprob(parser: argparse.ArgumentParser) -> None:
@@ -48,8 +50,10 @@ def step(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--beta", type=float, default=0.04)
     parser.add_argument("--lr", type=float, default=3e-4)
-    parser.add_argument("--steps", type=int, default=3, help="steps per round")
-    parser.add_argument("--rounds", type=int, default=3, help="timed rounds of each (plus one warm-up round)")
+    parser.add_argument("--steps", type=int, default=10, help="steps per round")
+    parser.add_argument("--rounds", type=int, default=2, help="timed rounds of each (plus one warm-up round)")
+    parser.add_argument("--backend", choices=["engine", "vllm"], default="engine",
+                        help="who generates our rollouts (rollout.backend); vllm's weight sync is inside the step")
     parser.add_argument("--curve", type=int, default=0, help="instead: run N continuous steps of each, log rewards")
     parser.add_argument("--no-trl", action="store_true", help="time this trainer only (TRL not installed)")
     parser.add_argument("--threads", type=int, default=None, help=THREADS_HELP)

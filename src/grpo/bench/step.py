@@ -6,8 +6,10 @@ top-k/top-p, beta (k3 KL to a frozen reference), clip eps 0.2, one optimisation 
 AdamW at a constant learning rate, gradient clipping at 1.0, the per-sequence-then-batch loss
 (TRL's loss_type="grpo") and group std scaling. Rounds alternate: `steps` steps of ours, then
 `steps` steps of TRL, and so on; per-step times come from inside each loop (TRL's through a
-callback), so set-up is not counted. `--curve` instead runs both continuously for that many steps
-and reports the mean reward of each step, to check that both learn alike.
+callback), so set-up is not counted. Each step's time is the whole `grpo_step` (with `--backend vllm`
+the weight sync and its check included), at least 20 timed steps a side by default. `--curve`
+instead runs both continuously for that many steps and reports the mean reward of each step, to
+check that both learn alike.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ def _our_trainer(path: Path, args: argparse.Namespace, clock: PhaseClock) -> Cal
     config = load_config(overrides=[
         f"rollout.group_size={args.group_size}", f"rollout.prompts_per_step={args.prompts}",
         f"rollout.max_new_tokens={args.max_new_tokens}", f"algo.beta={args.beta}", f"optim.lr={args.lr}",
+        f"rollout.backend={args.backend}",
     ])
     policy = load_policy(path, "float32", torch.device("cpu"))
     reference = frozen_copy(policy) if args.beta > 0 else None
@@ -179,7 +182,8 @@ def run(args: argparse.Namespace) -> dict:
                 with contextlib.redirect_stdout(io.StringIO()):  # TRL prints its logs; keep one JSON line
                     trl.train()
     warm = 0 if args.curve else steps_per_round  # the first round of each is a warm-up
-    record: dict = {"benchmark": "step", "model": args.model, "prompts": args.prompts, "group_size": args.group_size,
+    record: dict = {"benchmark": "step", "model": args.model, "backend": args.backend, "prompts": args.prompts,
+                    "group_size": args.group_size,
                     "max_new_tokens": args.max_new_tokens, "beta": args.beta, "lr": args.lr, "machine": start,
                     "grpo": _summary(ours_steps[warm:])}
     if trl_steps:

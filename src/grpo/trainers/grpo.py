@@ -6,6 +6,7 @@
     4. overlong handling and a KL subtracted from the reward reshape r_i          -> shape_rewards
     5. A_i = (r_i - mean(r)) / std(r) for every token of o_i, once per step        -> advantages_of
     6. for mu iterations, maximise the clipped objective minus beta * KL           -> update(grpo_loss)
+       (weighted by the sampler/trainer importance correction, `algo.rollout_correction`)
 
 The formulas live in `grpo.algo` and are looked up by name in its registries; this module only
 moves tensors between them, so it never branches on a variant name.
@@ -29,6 +30,7 @@ from grpo.algo import (
     masked_mean,
 )
 from grpo.rollout import RolloutBatch
+from grpo.rollout.sampler import rollout_correction
 from grpo.tasks.api import Example
 from grpo.trainers.accumulate import MicroBatchLoss, update_on_rollouts
 from grpo.trainers.logprob_passes import Stats, policy_logprobs, reference_logprobs, rows_logprobs
@@ -87,13 +89,15 @@ def grpo_loss(state: TrainState, data: GRPOBatch, rows: slice, norm: LossNormali
     logprobs, entropy = rows_logprobs(state.policy, data.batch, rows, config.rollout.temperature,
                                       entropy_grad=algo.entropy_coef > 0)
     old = logprobs.detach() if data.old is None else data.old[rows]  # ratio exactly 1 when mu == 1
+    correction, correction_stats = rollout_correction(algo, old, data.batch.sampler_logprobs[rows], mask)
+    mask = correction.loss_mask  # the completion mask itself unless masked IS drops tokens
     log_ratio = RATIO_LEVELS.get(algo.ratio_level)(logprobs, old, mask)
     policy = POLICY_LOSSES.get(algo.policy_loss)(
         log_ratio, data.advantages[rows], mask, algo.eps_low, algo.clip_high, algo.dual_clip
     )
-    per_token = policy.per_token_loss - algo.entropy_coef * entropy
+    per_token = correction.weights * policy.per_token_loss - algo.entropy_coef * entropy
     means: Stats = {"entropy": masked_mean(entropy.detach(), mask), "clip_fraction": policy.stats.clip_fraction,
-                    "ratio_mean": policy.stats.ratio_mean}
+                    "ratio_mean": policy.stats.ratio_mean, **correction_stats}
     if data.ref is not None:
         kl = masked_kl(algo.kl_estimator, logprobs, data.ref[rows], mask)
         per_token = per_token + KL_PLACEMENTS.get(config.kl_placement)(algo.beta).in_loss * kl

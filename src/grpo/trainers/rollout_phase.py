@@ -1,8 +1,9 @@
 """The rollout phase every method shares: prompts -> samples -> texts -> rewards -> statistics.
 
-Sampling runs under the run's autocast with the full weights gathered (FSDP2); rewards go through
-the run's reward guard, whose fallback counters are reported and reset every step. DAPO's dynamic
-sampling is an option of this phase, kept in step across ranks.
+Sampling runs on the `rollout.backend` sampler (the built-in engine or a colocated vLLM) under the
+run's autocast with the full weights gathered (FSDP2); rewards go through the run's reward guard,
+whose fallback counters are reported and reset every step. DAPO's dynamic sampling is an option of
+this phase, kept in step across ranks.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import torch
 from grpo import dist
 from grpo.algo import informative_groups, masked_mean
 from grpo.rewards.combine import score_weighted
-from grpo.rollout import RolloutBatch, SamplingParams, generate
+from grpo.rollout import RolloutBatch
+from grpo.rollout.sampler import build_sampler
 from grpo.rollout.types import concat_rollouts
 from grpo.tasks.api import Example, reward_columns
 from grpo.trainers.logprob_passes import Stats, policy_logprobs
@@ -22,14 +24,17 @@ from grpo.trainers.state import TrainState
 
 
 def sample(state: TrainState, examples: list[Example]) -> RolloutBatch:
-    """G completions per prompt from the current policy, with the KV-cache engine."""
-    rollout = state.config.rollout
-    params = SamplingParams(rollout.temperature, rollout.top_k, rollout.top_p, rollout.max_new_tokens)
+    """G completions per prompt from the current policy, on the `rollout.backend` sampler.
+
+    The sampler learns the optimiser's update count, so an engine outside the trainer (vLLM) copies
+    the new weights in, and checks the copy, before generating.
+    """
     prompts = [state.tokenizer(example.prompt)["input_ids"] for example in examples]
+    if state.sampler is None:
+        state.sampler = build_sampler(state.config, state.policy, state.tokenizer.eos_token_id,
+                                      state.tokenizer.pad_token_id)
     with state.autocast(), gathered(state.policy):
-        return generate(state.policy, prompts, group_size=rollout.group_size, params=params,
-                        eos_token_id=state.tokenizer.eos_token_id, pad_token_id=state.tokenizer.pad_token_id,
-                        generator=state.generator, compile=rollout.compile)
+        return state.sampler.sample(state.policy, prompts, state.optim.scheduler.last_epoch, state.generator)
 
 
 def score(state: TrainState, batch: RolloutBatch, examples: list[Example]) -> Scored:
@@ -115,6 +120,7 @@ def rollout_phase(state: TrainState, examples: list[Example]) -> tuple[Scored, S
         scored, stats = score(state, sample(state, examples), examples), {}
     stats.update(rollout_stats(scored))
     stats.update(state.guard.pop_stats())
+    stats.update(state.sampler.pop_stats())  # the weight-sync check (vLLM); nothing for the engine
     if state.check_logprobs:
         state.check_logprobs = False
         stats.update(sampler_agreement(state, scored.batch))

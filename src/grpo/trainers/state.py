@@ -13,6 +13,7 @@ from grpo.config import RunConfig
 from grpo.models.value_head import ValueModel
 from grpo.rewards.combine import WeightedReward
 from grpo.rewards.guard import RewardGuard
+from grpo.rollout.sampler import Sampler
 from grpo.tasks.api import Example
 from grpo.trainers.optim import OptimState, build_optimizer
 from grpo.trainers.parallel import TrainModules, distribute
@@ -44,6 +45,7 @@ class TrainState:
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
     more_prompts: Callable[[], list[Example]] | None = None
     check_logprobs: bool = True
+    sampler: Sampler | None = None  # built from rollout.backend at the first sampling (grpo.rollout.sampler)
 
     def parameters(self) -> list[torch.nn.Parameter]:
         """Every trained parameter once (a value head's shared backbone is not counted twice)."""
