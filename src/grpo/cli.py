@@ -88,6 +88,7 @@ def _train(args: argparse.Namespace) -> int:
         f"held-out greedy accuracy: base {result.base_accuracy:.3f} -> final {result.final_accuracy:.3f} "
         f"({gain:+.1f} points, {ratio:.2f}x) after {result.steps} steps in {result.train_seconds:.0f} s"
     )
+    _print_slices(config, result.base_scores, result.final_scores)
     if result.checkpoint is not None:
         dist.print0(f"final checkpoint: {result.checkpoint}")
         report = result.checkpoint.parent / "report.html"
@@ -96,11 +97,28 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_slices(config: object, base: dict[str, float] | None, final: dict[str, float] | None) -> None:
+    """The per-slice table of a finished run, and a warning for each slice that fell below the base."""
+    from grpo import dist
+    from grpo.tasks.api import held_out_slices
+    from grpo.tasks.registry import build_task_setup
+    from grpo.trainers.evaluate import forgotten, slice_table
+
+    if not base or not final or len(base) < 2:
+        return
+    slices = held_out_slices(build_task_setup(config.task).task, config.task.slice_size)
+    dist.print0("held-out accuracy per slice (greedy; base -> final):\n" + slice_table(slices, base, final))
+    for name in forgotten(base, final, config.log.forgetting_points):
+        dist.print0(f"forgetting: slice {name!r} ended more than {config.log.forgetting_points:g} points "
+                    "below the base")
+
+
 def _eval(args: argparse.Namespace) -> int:
     from grpo.config import load_config
     from grpo.models.load import load_policy, load_tokenizer, resolve_device, resolve_model_path
+    from grpo.tasks.api import held_out_slices
     from grpo.tasks.registry import build_task_setup
-    from grpo.trainers.evaluate import greedy_accuracy
+    from grpo.trainers.evaluate import ACCURACY_KEY, HeldOutEvaluator, slice_table
 
     config = load_config(args.config, [*args.overrides, f"model.path={args.model}"])
     path = resolve_model_path(config.model.path)
@@ -108,8 +126,11 @@ def _eval(args: argparse.Namespace) -> int:
     setup = build_task_setup(config.task, tokenizer)
     model = load_policy(path, config.model.dtype, resolve_device(config.model.device))
     examples = setup.task.test_examples()
-    result = greedy_accuracy(model, tokenizer, examples, config.rollout.max_new_tokens, check=setup.check)
-    print(f"greedy accuracy on {len(examples)} held-out prompts: {result.accuracy:.3f}")
+    slices = held_out_slices(setup.task, config.task.slice_size)
+    scores = HeldOutEvaluator(model, tokenizer, examples, slices, config.rollout.max_new_tokens, setup.check)()
+    print(f"greedy accuracy on {len(examples)} held-out prompts: {scores[ACCURACY_KEY]:.3f}")
+    if slices:
+        print("per slice:\n" + slice_table(slices, scores, label="acc"))
     return 0
 
 

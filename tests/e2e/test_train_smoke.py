@@ -13,6 +13,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from grpo.cli import main
 from grpo.tasks.arithmetic import ArithmeticTask
 
+SLICES = ("precedence", "left_to_right", "ops1", "ops2", "ops3", "longer", "all")
+
 
 def hf_greedy_accuracy(model_dir: Path, examples, max_new_tokens: int) -> float:
     """Score a checkpoint the way a user would: plain transformers, one prompt at a time, greedy."""
@@ -40,3 +42,13 @@ def test_grpo_improves_the_warm_start_and_the_checkpoint_agrees(tmp_path: Path, 
     assert final > base + 0.1, (base, final)
     examples = ArithmeticTask(test_size=100).test_examples()
     assert hf_greedy_accuracy(tmp_path / "smoke" / "final", examples, 24) == pytest.approx(final, abs=0.011)
+    # The run prints accuracy per held-out slice, and `grpo eval` of its final checkpoint agrees.
+    printed = capsys.readouterr().out
+    table = printed.split("held-out accuracy per slice")[1]
+    finals = {line.split()[0]: line.split()[3] for line in table.splitlines()[2:] if line.split()[0] in SLICES}
+    assert set(finals) == set(SLICES)
+    logged = {name.removeprefix("eval/"): f"{v:.3f}" for name, v in rows[-1].items() if name.startswith("eval/")}
+    assert finals == logged
+    assert main(["eval", str(tmp_path / "smoke" / "final"), "task.test_size=100"]) == 0
+    evaluated = capsys.readouterr().out.split("per slice:")[1]
+    assert {line.split()[0]: line.split()[2] for line in evaluated.splitlines()[2:]} == finals

@@ -43,6 +43,7 @@ from grpo.rewards.guard import RewardGuard
 from grpo.rollout import RolloutBatch, SamplingParams, generate
 from grpo.rollout.types import concat_rollouts
 from grpo.tasks.api import Example, reward_columns
+from grpo.trainers.explain_log import ExplainCapture
 from grpo.trainers.optim import OptimState, apply_update
 
 Stats = dict[str, torch.Tensor]
@@ -75,6 +76,7 @@ class GRPOContext:
     more_prompts: Callable[[], list[Example]] | None = None
     adapter_reference: bool = False
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+    explain: ExplainCapture | None = None  # records one step's loss inputs for `grpo explain` when armed
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,8 @@ def _micro_batch_loss(
         per_token_loss = per_token_loss + KL_PLACEMENTS.get(ctx.config.kl_placement)(algo.beta).in_loss * kl
         stats["kl"] = masked_mean(kl.detach(), mask)
     loss = LOSS_AGGREGATIONS.get(algo.loss_aggregation)(per_token_loss, mask, norm)
+    if ctx.explain is not None:
+        ctx.explain.capture(ctx, scored, rows, logprobs, old_logprobs, ref, entropy, per_token_loss, norm)
     stats.update(clip_fraction=policy.stats.clip_fraction, ratio_mean=policy.stats.ratio_mean)
     return loss, stats
 

@@ -14,11 +14,12 @@ from grpo.config.schema import GuardsConfig
 from grpo.models.load import load_tokenizer, resolve_model_path
 from grpo.rewards.combine import single
 from grpo.rewards.guard import RewardGuard
-from grpo.tasks.api import Task
+from grpo.tasks.api import Task, held_out_slices
 from grpo.tasks.registry import build_task_setup
 from grpo.trainers.checks import StepWatch, preflight
 from grpo.trainers.data import PromptStream
-from grpo.trainers.evaluate import greedy_accuracy
+from grpo.trainers.evaluate import HeldOutEvaluator
+from grpo.trainers.explain_log import with_explain_log
 from grpo.trainers.loop import TrainResult, run_loop
 from grpo.trainers.method import with_reference_refresh
 from grpo.trainers.methods import METHODS
@@ -61,11 +62,9 @@ def train(
     run = method.build(config, models, rewards, stream, reward_guard(config.guards))
     step = with_reference_refresh(run.step, models.policy, models.reference, config.algo.ref_refresh_every)
 
-    def evaluate() -> float:
-        with models.autocast():
-            return greedy_accuracy(models.policy, models.tokenizer, test_examples, config.rollout.max_new_tokens,
-                                   check=check).accuracy
-
+    evaluate = HeldOutEvaluator(models.policy, models.tokenizer, test_examples,
+                                held_out_slices(task, config.task.slice_size), config.rollout.max_new_tokens,
+                                check, config.log.eval_slice_size, models.autocast)
     if checkpoint is not None and dist.is_main():
         rewind_run_files(run_dir, checkpoint)
     services = open_services(config, config.optim.steps, console, run_dir)
@@ -78,6 +77,8 @@ def train(
         run.ctx.check_logprobs = checkpoint.step == 0  # only the run's first step compares them
     watch = StepWatch(config.guards, config.rollout.max_new_tokens)
     next_batch = lambda: stream.next_batch(config.rollout.prompts_per_step)
+    first_step = resumed["step"] + 1 if resumed is not None else 1
+    step = with_explain_log(step, run.ctx, services.run_dir, config.log.samples_every, first_step)
     result = run_loop(config, step, next_batch, models.policy, models.tokenizer, test_examples, services, watch,
                       resumed, evaluate)
     return replace(result, models_held=run.models_held)
