@@ -30,6 +30,10 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--output", type=Path, default=Path("runs/compare"), help="where the table and plot go")
     compare.add_argument("--methods", default="grpo,ppo,dpo", help="comma-separated methods to run")
     compare.add_argument("overrides", nargs="*", help="key=value overrides applied to every method alike")
+    explain = commands.add_parser("explain", help="one group of a logged GRPO step, recomputed term by term")
+    explain.add_argument("run_dir", type=Path, help="a GRPO run directory (holds explain/step-N.pt)")
+    explain.add_argument("--step", type=int, help="a logged step (default: the latest; see log.samples_every)")
+    explain.add_argument("--group", type=int, help="which group of the step (default: the first whose rewards differ)")
     report = commands.add_parser("report", help="write RUN_DIR/report.html: plots and best/worst completions")
     report.add_argument("run_dir", type=Path, help="a run directory (holds metrics.jsonl)")
     bench = commands.add_parser("bench", help="speed and memory benchmarks against their peers (one JSON line)")
@@ -147,6 +151,13 @@ def _sft(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain(args: argparse.Namespace) -> int:
+    from grpo.explain import dissect, load_record, render_text
+
+    print(render_text(dissect(load_record(args.run_dir, args.step), args.group)))
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from grpo.run.report import write_report
 
@@ -161,7 +172,8 @@ def _bench(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `grpo` console script."""
     args = _parser().parse_args(argv)
-    handlers = {"train": _train, "eval": _eval, "sft": _sft, "compare": _compare, "report": _report, "bench": _bench}
+    handlers = {"train": _train, "eval": _eval, "sft": _sft, "compare": _compare, "explain": _explain,
+                "report": _report, "bench": _bench}
     try:
         return handlers[args.command](args)
     except UserError as error:

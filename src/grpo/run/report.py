@@ -152,6 +152,8 @@ def _sample_table(samples: list[dict]) -> str:
 
 def render_report(run_dir: Path) -> str:
     """The report of `run_dir` as one HTML string."""
+    from grpo.explain import explain_html
+
     rows = read_jsonl(run_dir / METRICS_FILE)
     if not rows:
         raise UserError(f"report: {run_dir / METRICS_FILE} is missing or empty; is {run_dir} a run directory?")
@@ -172,7 +174,8 @@ def render_report(run_dir: Path) -> str:
         f"<style>{STYLE}</style></head><body><h1>GRPO run <code>{html.escape(run_dir.name)}</code></h1>"
         f"<table>{facts}</table>{slice_rows(rows, _forgetting_points(config))}"
         f"<h2>Training curves</h2><div class='plots'>{plots}</div>{note}"
-        f"<h2>Best completions</h2>{_sample_table(best)}<h2>Worst completions</h2>{_sample_table(worst)}"
+        f"{explain_html(run_dir)}<h2>Best completions</h2>{_sample_table(best)}"
+        f"<h2>Worst completions</h2>{_sample_table(worst)}"
         f"<h2>Configuration</h2><pre>{html.escape(config)}</pre></body></html>"
     )
 

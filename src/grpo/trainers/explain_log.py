@@ -44,17 +44,11 @@ class ExplainCapture:
     def capture(self, ctx: Any, scored: Any, rows: slice, logprobs: torch.Tensor, old_logprobs: torch.Tensor,
                 ref: torch.Tensor | None, entropy: torch.Tensor, per_token_loss: torch.Tensor,
                 norm: LossNormalizer) -> None:
-        """Record micro-batch `rows` of the current pass, with each whole group's loss contribution:
-        the configured aggregation of that group's rows of `per_token_loss` under the batch normaliser
-        (for every aggregation but bnpo the contributions sum to the pass's loss)."""
+        """Record micro-batch `rows` of the current pass with the per-token loss the step computed from them."""
         if not self.armed or self.pass_done:
             return
         algo, batch = ctx.config.algo, scored.batch
         G, mask = batch.group_size, batch.completion_mask[rows]
-        aggregate = LOSS_AGGREGATIONS.get(algo.loss_aggregation)
-        detached = per_token_loss.detach()
-        contribution = torch.stack([aggregate(detached[g : g + G], mask[g : g + G], norm)
-                                    for g in range(0, rows.stop - rows.start, G)])
         self.parts.append({
             "prompt_ids": batch.prompt_ids[rows], "prompt_mask": batch.prompt_mask[rows],
             "completion_ids": batch.completion_ids[rows], "completion_mask": mask,
@@ -62,7 +56,7 @@ class ExplainCapture:
             "trainer_advantages": scored.advantages[rows], "logprobs": logprobs.detach(),
             "old_logprobs": old_logprobs.detach(), "entropy": entropy.detach(),
             "ref_logprobs": ref[rows] if ref is not None else torch.zeros_like(logprobs.detach()),
-            "contribution": contribution,
+            "per_token_loss": per_token_loss.detach(),
         })
         if rows.stop == batch.num_completions:
             self.pass_done, self.batch = True, batch
@@ -78,11 +72,20 @@ class ExplainCapture:
             }
 
     def take(self) -> dict[str, Any] | None:
-        """The finished record (tensors concatenated over micro-batches), or None; disarms and clears."""
+        """The finished record (tensors concatenated over micro-batches), or None; disarms and clears.
+
+        It holds each group's contribution to the pass's loss: the configured aggregation of the group's
+        rows of the step's own per-token loss, under the batch normaliser (for every aggregation but
+        bnpo, whose weights depend on the micro-batch, the groups' contributions sum to the loss)."""
         record = None
         if self.pass_done:
             record = {key: torch.cat([part[key] for part in self.parts]).cpu() for key in self.parts[0]}
             record["settings"] = self.settings
+            G, norm = self.settings["group_size"], LossNormalizer(**self.settings["norm"])
+            aggregate = LOSS_AGGREGATIONS.get(self.settings["loss_aggregation"])
+            losses, mask = record.pop("per_token_loss"), record["completion_mask"]
+            record["contribution"] = torch.stack([aggregate(losses[g : g + G], mask[g : g + G], norm)
+                                                  for g in range(0, losses.shape[0], G)])
         self.armed, self.pass_done, self.parts, self.batch = False, False, [], None
         return record
 
