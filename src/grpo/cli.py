@@ -25,11 +25,14 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("overrides", nargs="*", help="dotted key=value overrides of the config")
     sft = commands.add_parser("sft", help="supervised warm start of the tiny model (reproduces the default base)")
     sft.add_argument("overrides", nargs="*", help="key=value overrides of the SFT config, e.g. steps=500")
-    compare = commands.add_parser("compare", help="GRPO, PPO and DPO from the same base, budget and seed")
-    compare.add_argument("--config", type=Path, help="YAML config shared by all methods (default: arith.yaml)")
+    compare = commands.add_parser("compare", help="GRPO, PPO, DPO and a supervised baseline over several seeds")
+    compare.add_argument("--config", type=Path, help="YAML config shared by all arms (default: arith.yaml)")
     compare.add_argument("--output", type=Path, default=Path("runs/compare"), help="where the table and plot go")
-    compare.add_argument("--methods", default="grpo,ppo,dpo", help="comma-separated methods to run")
-    compare.add_argument("overrides", nargs="*", help="key=value overrides applied to every method alike")
+    compare.add_argument("--methods", default="grpo,ppo,dpo,sft", help="comma-separated arms to run (sft: the "
+                         "supervised baseline, given the wall time of the RL arms before it)")
+    compare.add_argument("--seeds", type=int, default=1, help="run every arm with this many seeds (seed, seed+1, ...)")
+    compare.add_argument("overrides", nargs="*", help="key=value overrides, each given only to the arms it applies "
+                         "to (algo.*: grpo, ppo; rollout.*: grpo, ppo, dpo; ppo.*, dpo.*, sft.*: that arm)")
     explain = commands.add_parser("explain", help="one group of a logged GRPO step, recomputed term by term")
     explain.add_argument("run_dir", type=Path, help="a GRPO run directory (holds explain/step-N.pt)")
     explain.add_argument("--step", type=int, help="a logged step (default: the latest; see log.samples_every)")
@@ -65,7 +68,7 @@ def _compare(args: argparse.Namespace) -> int:
     from grpo.compare import markdown_table, run_compare
 
     methods = tuple(name.strip() for name in args.methods.split(",") if name.strip())
-    results = run_compare(args.output, args.config, args.overrides, methods)
+    results = run_compare(args.output, args.config, args.overrides, methods, args.seeds)
     print(markdown_table(results), end="")
     print(f"table, curves and plot written to {args.output}")
     return 0
