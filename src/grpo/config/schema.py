@@ -248,7 +248,8 @@ class LogConfig(Section):
                                  "evaluations (the base and final ones use all of task.slice_size).")
     forgetting_points: float = Field(3.0, ge=0, description="Flag a slice whose final accuracy ends more than "
                                      "this many points below the base's.")
-    samples_every: int = Field(25, ge=1, description="Write sample completions every N steps.")
+    samples_every: int = Field(25, ge=1, description="Write sample completions every N steps, and the loss "
+                               "inputs of the step for `grpo explain` (`explain/step-N.pt`, GRPO).")
     progress: bool = Field(True, description="Show the live progress bar.")
     tensorboard: bool = Field(True, description="Write TensorBoard event files into the run directory.")
     wandb: bool = Field(False, description="Log to Weights & Biases (pip install wandb).")
