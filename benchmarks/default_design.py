@@ -8,6 +8,7 @@ measured on the same expressions. It prints and appends one JSON line per design
 
     python benchmarks/default_design.py --results docs/default-run.jsonl \\
         --name mix-both-kinds task.precedence_only=false optim.steps=200
+    python benchmarks/default_design.py --table docs/default-run.jsonl   # the markdown table
 
 The figures of the issue are read off each line: `uncovered` (the best 2x-and-+15-points gain among
 the slices the base's supervised data never held), `all` (1-3 operators, both kinds; the overall
@@ -43,6 +44,16 @@ def score(model_path: str, slice_size: int) -> dict[str, float]:
     return {key.removeprefix(SLICE_PREFIX): round(value, 4) for key, value in scores.items() if key != "eval_accuracy"}
 
 
+def cached_base(results: Path, model_path: str, slice_size: int) -> dict[str, float]:
+    """The base's scores from an earlier line of `results` for the same base model, else scored now."""
+    if results.is_file():
+        for line in results.read_text().splitlines():
+            record = json.loads(line)
+            if record["base_model"] == model_path and record.get("slice_size", 1000) == slice_size:
+                return record["base"]
+    return score(model_path, slice_size)
+
+
 def figures(base: dict[str, float], final: dict[str, float], uncovered: tuple[str, ...]) -> dict[str, object]:
     """The three figures the default must meet, from per-slice base and final accuracy."""
     gains = {name: (final[name] - base[name], final[name] / max(base[name], 1e-9)) for name in uncovered}
@@ -56,8 +67,29 @@ def figures(base: dict[str, float], final: dict[str, float], uncovered: tuple[st
     }
 
 
+SLICES = ("precedence", "left_to_right", "ops1", "ops2", "ops3", "longer", "all")
+
+
+def markdown(results: Path) -> str:
+    """The designs of a results file as a markdown table: per-slice base -> final and the three figures."""
+    head = "| design | overrides | steps | train s (load) | " + " | ".join(SLICES)
+    lines = [head + " | uncovered | all | worst drop |", "|---" * (len(SLICES) + 7) + "|"]
+    for line in results.read_text().splitlines():
+        r = json.loads(line)
+        cells = [f"{r['base'][k]:.3f} → {r['final'][k]:.3f}" for k in SLICES]
+        u, a, w = r["uncovered"], r["all"], r["worst_drop"]
+        lines.append(f"| {r['name']} | `{' '.join(r['overrides'])}` | {r['steps']} | {r['train_seconds']:.0f} "
+                     f"({r['load_before'][0]:.1f}) | " + " | ".join(cells) +
+                     f" | {u['slice']} {u['points']:+.1f}p {u['ratio']:.2f}x | {a['points']:+.1f}p {a['ratio']:.2f}x "
+                     f"| {w['slice']} {w['points']:.1f}p |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    if sys.argv[1:2] == ["--table"]:
+        print(markdown(Path(sys.argv[2])))
+        return 0
     parser.add_argument("--name", required=True)
     parser.add_argument("--results", type=Path, required=True)
     parser.add_argument("--base", default="builtin:arith-warmstart")
@@ -75,9 +107,10 @@ def main() -> int:
     subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     train_seconds = sum(row.get("step_time", 0.0) for row in rows)
-    base, final = score(args.base, args.slice_size), score(str(run_dir / "final"), args.slice_size)
+    base, final = cached_base(args.results, args.base, args.slice_size), score(str(run_dir / "final"), args.slice_size)
     record = {"name": args.name, "base_model": args.base, "overrides": args.overrides,
-              "steps": max(row["step"] for row in rows), "train_seconds": round(train_seconds, 1),
+              "steps": max(row["step"] for row in rows), "slice_size": args.slice_size,
+              "train_seconds": round(train_seconds, 1),
               "wall_seconds": round(time.time() - started, 1), "load_before": [round(x, 2) for x in load],
               "load_after": [round(x, 2) for x in os.getloadavg()], "base": base, "final": final,
               **figures(base, final, tuple(args.uncovered.split(",")))}
