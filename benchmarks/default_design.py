@@ -86,6 +86,7 @@ def markdown(results: Path) -> str:
 
 
 def main() -> int:
+    torch.set_num_threads(1)  # on a shared 2-core machine two spinning threads per process cost ~10x
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     if sys.argv[1:2] == ["--table"]:
         print(markdown(Path(sys.argv[2])))
