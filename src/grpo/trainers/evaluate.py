@@ -89,7 +89,8 @@ class HeldOutEvaluator:
         scores = {}
         for name, chunk in parts:
             key = SLICE_PREFIX + name if name else ACCURACY_KEY
-            scores[key] = sum(correct[example.prompt] for example in chunk) / max(len(chunk), 1)
+            # A check that returned too few scores leaves prompts unscored (wrong); the reward guard reports it.
+            scores[key] = sum(correct.get(example.prompt, False) for example in chunk) / max(len(chunk), 1)
         for piece in self.slices:
             if piece.parts:  # a mean of other slices, every part weighing the same
                 parts = [scores[SLICE_PREFIX + part] for part in piece.parts]
