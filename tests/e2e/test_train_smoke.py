@@ -40,7 +40,7 @@ def test_grpo_improves_the_warm_start_and_the_checkpoint_agrees(tmp_path: Path, 
     assert sum(rewards[-4:]) / 4 > sum(rewards[:4]) / 4 + 0.05, rewards
     base, final = rows[0]["eval_accuracy"], rows[-1]["eval_accuracy"]
     assert final > base + 0.1, (base, final)
-    examples = ArithmeticTask(test_size=100).test_examples()
+    examples = ArithmeticTask(min_ops=1, precedence_only=False, test_size=100).test_examples()  # the default's
     assert hf_greedy_accuracy(tmp_path / "smoke" / "final", examples, 24) == pytest.approx(final, abs=0.011)
     # The run prints accuracy per held-out slice, and `grpo eval` of its final checkpoint agrees.
     printed = capsys.readouterr().out
