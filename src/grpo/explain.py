@@ -185,9 +185,12 @@ def _header(view: GroupView) -> list[str]:
         f"step {view.step}, group {view.group} of {view.groups} (G = {len(view.tokens)} completions), "
         f"prompt: {view.prompt!r}",
         f"group rewards: mean {view.mean:.4f}, {std_kind} {view.std:.4f}; advantage estimator "
-        f"{s['advantage']!r}: A_i = (r_i - mean) / (std + {s['advantage_eps']:g})",
-        f"clip eps [{s['eps_low']:g}, {s['eps_high']:g}], KL {s['kl_estimator']} weight {s['kl_weight']:g}, "
-        f"aggregation {s['loss_aggregation']!r} over the batch's {s['norm']['num_sequences']} completions and "
+        f"{s['advantage']!r}" + (f": A_i = (r_i - mean) / (std + {s['advantage_eps']:g})" if s["advantage"] == "grpo"
+                                 else " (its formula: grpo.algo.advantages)"),
+        f"clip eps [{s['eps_low']:g}, {s['eps_high']:g}], "
+        + (f"KL {s['kl_estimator']} weight {s['kl_weight']:g}, " if s["kl_weight"] else
+           "no KL term in the loss (beta 0, or the KL is in the reward; logp_ref and kl are then not used), ")
+        + f"aggregation {s['loss_aggregation']!r} over the batch's {s['norm']['num_sequences']} completions and "
         f"{s['norm']['num_tokens']} tokens, algo.mu = {s['mu']}",
     ]
 
