@@ -11,7 +11,8 @@ from grpo.explain import dissect, load_record
 
 RUN = ["optim.steps=2", "rollout.prompts_per_step=4", "rollout.group_size=4",
        "log.samples_every=2", "log.eval_every=0", "task.test_size=8", "task.slice_size=0", "log.progress=false",
-       "log.tensorboard=false", "optim.micro_batch_size=6"]  # micro-batches split groups: 16 rows as 6 + 6 + 4
+       "log.tensorboard=false", "optim.micro_batch_size=6",  # micro-batches split groups: 16 rows as 6 + 6 + 4
+       "task.min_ops=2", "task.precedence_only=true"]  # the base is right 37% of the time here: groups differ
 
 
 @pytest.fixture(scope="module")
