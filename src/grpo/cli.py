@@ -28,11 +28,18 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("overrides", nargs="*", help="dotted key=value overrides of the config")
     sft = commands.add_parser("sft", help="supervised warm start of the tiny model (reproduces the default base)")
     sft.add_argument("overrides", nargs="*", help="key=value overrides of the SFT config, e.g. steps=500")
-    compare = commands.add_parser("compare", help="GRPO, PPO and DPO from the same base, budget and seed")
-    compare.add_argument("--config", type=Path, help="YAML config shared by all methods (default: arith.yaml)")
+    compare = commands.add_parser("compare", help="GRPO, PPO, DPO and a supervised baseline over several seeds")
+    compare.add_argument("--config", type=Path, help="YAML config shared by all arms (default: arith.yaml)")
     compare.add_argument("--output", type=Path, default=Path("runs/compare"), help="where the table and plot go")
-    compare.add_argument("--methods", default="grpo,ppo,dpo", help="comma-separated methods to run")
-    compare.add_argument("overrides", nargs="*", help="key=value overrides applied to every method alike")
+    compare.add_argument("--methods", default="grpo,ppo,dpo,sft", help="comma-separated arms to run (sft: the "
+                         "supervised baseline, given the wall time of the RL arms before it)")
+    compare.add_argument("--seeds", type=int, default=1, help="run every arm with this many seeds (seed, seed+1, ...)")
+    compare.add_argument("overrides", nargs="*", help="key=value overrides, each given only to the arms it applies "
+                         "to (algo.*: grpo, ppo; rollout.*: grpo, ppo, dpo; ppo.*, dpo.*, sft.*: that arm)")
+    explain = commands.add_parser("explain", help="one group of a logged GRPO step, recomputed term by term")
+    explain.add_argument("run_dir", type=Path, help="a GRPO run directory (holds explain/step-N.pt)")
+    explain.add_argument("--step", type=int, help="a logged step (default: the latest; see log.samples_every)")
+    explain.add_argument("--group", type=int, help="which group of the step (default: the first whose rewards differ)")
     report = commands.add_parser("report", help="write RUN_DIR/report.html: plots and best/worst completions")
     report.add_argument("run_dir", type=Path, help="a run directory (holds metrics.jsonl)")
     bench = commands.add_parser("bench", help="speed and memory benchmarks against their peers (one JSON line)")
@@ -67,7 +74,7 @@ def _compare(args: argparse.Namespace) -> int:
     from grpo.compare import markdown_table, run_compare
 
     methods = tuple(name.strip() for name in args.methods.split(",") if name.strip())
-    results = run_compare(args.output, args.config, args.overrides, methods)
+    results = run_compare(args.output, args.config, args.overrides, methods, args.seeds)
     print(markdown_table(results), end="")
     print(f"table, curves and plot written to {args.output}")
     return 0
@@ -96,6 +103,7 @@ def _train(args: argparse.Namespace) -> int:
         f"held-out greedy accuracy: base {result.base_accuracy:.3f} -> final {result.final_accuracy:.3f} "
         f"({gain:+.1f} points, {ratio:.2f}x) after {result.steps} steps in {result.train_seconds:.0f} s"
     )
+    _print_slices(config, result.base_scores, result.final_scores)
     if result.checkpoint is not None:
         dist.print0(f"final checkpoint: {result.checkpoint}")
         report = result.checkpoint.parent / "report.html"
@@ -104,11 +112,28 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_slices(config: object, base: dict[str, float] | None, final: dict[str, float] | None) -> None:
+    """The per-slice table of a finished run, and a warning for each slice that fell below the base."""
+    from grpo import dist
+    from grpo.tasks.api import held_out_slices
+    from grpo.tasks.registry import build_task_setup
+    from grpo.trainers.evaluate import forgotten, slice_table
+
+    if not base or not final or len(base) < 2:
+        return
+    slices = held_out_slices(build_task_setup(config.task).task, config.task.slice_size)
+    dist.print0("held-out accuracy per slice (greedy; base -> final):\n" + slice_table(slices, base, final))
+    for name in forgotten(base, final, config.log.forgetting_points):
+        dist.print0(f"forgetting: slice {name!r} ended more than {config.log.forgetting_points:g} points "
+                    "below the base")
+
+
 def _eval(args: argparse.Namespace) -> int:
     from grpo.config import load_config
     from grpo.models.load import load_policy, load_tokenizer, resolve_device, resolve_model_path
+    from grpo.tasks.api import held_out_slices
     from grpo.trainers.checks import checked_task_setup
-    from grpo.trainers.evaluate import greedy_accuracy
+    from grpo.trainers.evaluate import ACCURACY_KEY, HeldOutEvaluator, slice_table
 
     config = load_config(args.config, [*args.overrides, f"model.path={args.model}"])
     path = resolve_model_path(config.model.path)
@@ -116,8 +141,11 @@ def _eval(args: argparse.Namespace) -> int:
     setup = checked_task_setup(config, tokenizer)
     model = load_policy(path, config.model.dtype, resolve_device(config.model.device))
     examples = setup.task.test_examples()
-    result = greedy_accuracy(model, tokenizer, examples, config.rollout.max_new_tokens, check=setup.check)
-    print(f"greedy accuracy on {len(examples)} held-out prompts: {result.accuracy:.3f}")
+    slices = held_out_slices(setup.task, config.task.slice_size)
+    scores = HeldOutEvaluator(model, tokenizer, examples, slices, config.rollout.max_new_tokens, setup.check)()
+    print(f"greedy accuracy on {len(examples)} held-out prompts: {scores[ACCURACY_KEY]:.3f}")
+    if slices:
+        print("per slice:\n" + slice_table(slices, scores, label="acc"))
     return 0
 
 
@@ -131,6 +159,13 @@ def _sft(args: argparse.Namespace) -> int:
         apply_override(data, override)
     result = run_sft(validate_section(SFTConfig, data))
     print(f"warm start saved to {result.output}; held-out greedy accuracy {result.accuracy:.3f}")
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from grpo.explain import dissect, load_record, render_text
+
+    print(render_text(dissect(load_record(args.run_dir, args.step), args.group)))
     return 0
 
 
@@ -154,8 +189,8 @@ def _sandbox(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `grpo` console script."""
     args = _parser().parse_args(argv)
-    handlers = {"train": _train, "eval": _eval, "sft": _sft, "compare": _compare, "report": _report, "bench": _bench,
-                "sandbox": _sandbox}
+    handlers = {"train": _train, "eval": _eval, "sft": _sft, "compare": _compare, "explain": _explain,
+                "report": _report, "bench": _bench, "sandbox": _sandbox}
     try:
         with quiet_console() if args.command in QUIET_COMMANDS else contextlib.nullcontext():
             return handlers[args.command](args)

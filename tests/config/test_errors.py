@@ -73,7 +73,7 @@ CONFIG_CASES = [
     (["model.path={tmp}/nothing"], "model.path: {tmp}/nothing is not a model directory (no config.json there)"),
     (["model.path={model}", "rollout.max_new_tokens=64"], "rollout.max_new_tokens (64) must be below the model's "
                                                           "max_position_embeddings (64)"),
-    (["task.min_ops=1", "task.max_ops=2", "task.max_operand=2", "task.test_size=5"],
+    (["task.min_ops=1", "task.max_ops=2", "task.max_operand=2", "task.precedence_only=true", "task.test_size=5"],
      "task: only 4 distinct test expressions exist; lower task.test_size"),
     (["--resume", "{tmp}/nothing"], "--resume: {tmp}/nothing is not a run directory (no config.yaml there)"),
     (["--resume", "{tmp}/run", "--config", "{tmp}/bad.yaml"], "--config cannot be combined with --resume RUN_DIR: the "

@@ -127,7 +127,7 @@ def test_reward_failures_score_the_fallback_are_counted_and_the_run_finishes(tin
 
 def test_strict_rewards_make_a_wrong_length_fatal(tiny_model_dir, tmp_path):
     # the first call is the base held-out evaluation (4 prompts), which goes through the same guard
-    with pytest.raises(RewardError, match=r"^reward function '<lambda>' returned 1 values for 4 completions "
+    with pytest.raises(RewardError, match=r"^reward function '<lambda>' returned 1 values for \d+ completions "
                                           r"\(guards.reward_strict is on\)$"):
         run(tiny_model_dir, tmp_path, ["guards.reward_strict=true"], reward_fn=lambda completions, **_: [1.0])
 

@@ -95,6 +95,8 @@ class TaskConfig(Section):
         True, description="Keep only expressions whose left-to-right reading gives a wrong answer."
     )
     test_size: int = Field(200, ge=1, description="Held-out examples used for evaluation.")
+    slice_size: int = Field(1000, ge=0, description="Examples per named held-out slice (arithmetic: kind, "
+                            "operator count, longer than training) in the base and final evaluations; 0: none.")
     train_path: str | None = Field(
         None, description="Dataset file (.jsonl, .json, .parquet, .csv) or saved dataset directory."
     )
@@ -319,7 +321,12 @@ class LogConfig(Section):
     output_dir: str = Field("runs", description="Where run directories are created.")
     run_name: str | None = Field(None, description="Run directory name; default is a timestamp.")
     eval_every: int = Field(10, ge=0, description="Greedy held-out evaluation every N steps (0: start/end only).")
-    samples_every: int = Field(25, ge=1, description="Write sample completions every N steps.")
+    eval_slice_size: int = Field(100, ge=0, description="Examples per held-out slice at the periodic "
+                                 "evaluations (the base and final ones use all of task.slice_size).")
+    forgetting_points: float = Field(3.0, ge=0, description="Flag a slice whose final accuracy ends more than "
+                                     "this many points below the base's.")
+    samples_every: int = Field(25, ge=1, description="Write sample completions every N steps, and the loss "
+                               "inputs of the step for `grpo explain` (`explain/step-N.pt`, GRPO).")
     progress: bool = Field(True, description="Show the live progress bar.")
     tensorboard: bool = Field(True, description="Write TensorBoard event files into the run directory.")
     wandb: bool = Field(False, description="Log to Weights & Biases (pip install wandb).")

@@ -17,6 +17,8 @@ from pathlib import Path
 from grpo.errors import UserError
 from grpo.run.run_dir import CONFIG_FILE, METRICS_FILE, SAMPLES_FILE
 
+SLICE_PREFIX = "eval/"  # metric keys of held-out slices (grpo.trainers.evaluate writes them)
+
 REPORT_FILE = "report.html"
 SHOWN_SAMPLES = 5  # best and worst completions listed each
 PLOTS = (  # (title, metric keys drawn on the panel)
@@ -100,6 +102,26 @@ def summary(rows: list[dict]) -> list[tuple[str, str]]:
     return items
 
 
+def slice_rows(rows: list[dict], points: float) -> str:
+    """An HTML table of held-out accuracy per slice: the base (step 0), the last evaluation, the change,
+    and a flag where the slice ended more than `points` points below the base; "" without slices."""
+    evaluated = [row for row in rows if any(key.startswith(SLICE_PREFIX) for key in row)]
+    if not evaluated:
+        return ""
+    first, last = evaluated[0], evaluated[-1]
+    cells = []
+    for key in [k for k in first if k.startswith(SLICE_PREFIX) and k in last]:
+        change = 100 * (last[key] - first[key])
+        flag = "forgetting" if -change > points else ""
+        cells.append(f"<tr><td>{html.escape(key.removeprefix(SLICE_PREFIX))}</td><td>{first[key]:.3f}</td>"
+                     f"<td>{last[key]:.3f}</td><td>{change:+.1f}</td><td>{flag}</td></tr>")
+    head = (f"<tr><th>slice</th><th>base (step {first['step']})</th><th>final (step {last['step']})</th>"
+            "<th>change (points)</th><th></th></tr>")
+    return (f"<h2>Held-out accuracy per slice</h2><table>{head}{''.join(cells)}</table>"
+            f"<p>Greedy accuracy on each named slice of the held-out data (<code>grpo eval</code> prints what "
+            f"each holds); a slice more than {points:g} points below the base is flagged.</p>")
+
+
 def extremes(samples: list[dict], count: int = SHOWN_SAMPLES) -> tuple[list[dict], list[dict]]:
     """The `count` highest- and lowest-reward distinct completions (later steps first among ties).
 
@@ -130,10 +152,15 @@ def _sample_table(samples: list[dict]) -> str:
 
 def render_report(run_dir: Path) -> str:
     """The report of `run_dir` as one HTML string."""
+    from grpo.explain import explain_html
+
     rows = read_jsonl(run_dir / METRICS_FILE)
     if not rows:
         raise UserError(f"report: {run_dir / METRICS_FILE} is missing or empty; is {run_dir} a run directory?")
     panels = [(title, reward_keys(rows) if keys == ("reward_mean",) else keys) for title, keys in PLOTS]
+    slice_keys = tuple(dict.fromkeys(k for row in rows for k in row if k.startswith(SLICE_PREFIX)))
+    if slice_keys:
+        panels.insert(2, ("Held-out accuracy per slice", slice_keys))
     images = [(title, plot_png(title, rows, keys)) for title, keys in panels]
     plots = "".join(f'<img alt="{html.escape(t)}" src="data:image/png;base64,{png}">' for t, png in images if png)
     missing = [t for t, png in images if png is None]
@@ -145,10 +172,24 @@ def render_report(run_dir: Path) -> str:
     return (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>GRPO run {html.escape(run_dir.name)}</title>"
         f"<style>{STYLE}</style></head><body><h1>GRPO run <code>{html.escape(run_dir.name)}</code></h1>"
-        f"<table>{facts}</table><h2>Training curves</h2><div class='plots'>{plots}</div>{note}"
-        f"<h2>Best completions</h2>{_sample_table(best)}<h2>Worst completions</h2>{_sample_table(worst)}"
+        f"<table>{facts}</table>{slice_rows(rows, _forgetting_points(config))}"
+        f"<h2>Training curves</h2><div class='plots'>{plots}</div>{note}"
+        f"{explain_html(run_dir)}<h2>Best completions</h2>{_sample_table(best)}"
+        f"<h2>Worst completions</h2>{_sample_table(worst)}"
         f"<h2>Configuration</h2><pre>{html.escape(config)}</pre></body></html>"
     )
+
+
+def _forgetting_points(config_text: str, default: float = 3.0) -> float:
+    """`log.forgetting_points` from the run's config.yaml text, or the default."""
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(config_text)
+    except yaml.YAMLError:
+        return default
+    value = loaded.get("log", {}).get("forgetting_points", default) if isinstance(loaded, dict) else default
+    return float(value) if isinstance(value, (int, float)) else default
 
 
 def write_report(run_dir: Path) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,31 @@ class Task(Protocol):
     def sample(self, rng: random.Random, split: str) -> Example: ...
 
     def test_examples(self) -> list[Example]: ...
+
+
+@dataclass(frozen=True)
+class HeldOutSlice:
+    """A named part of a task's held-out data (e.g. "longer expressions than training"), reported on its
+    own by every evaluation so that a gain in one place cannot hide a loss in another."""
+
+    name: str  # short, used in metric keys: eval/<name>
+    description: str  # what the slice holds, in words, for tables
+    examples: tuple[Example, ...]
+    parts: tuple[str, ...] = ()  # when set, the accuracy is the mean of these slices' accuracies
+
+
+@runtime_checkable
+class SlicedTask(Task, Protocol):
+    """A task that also declares named held-out slices, each of at most `size` examples."""
+
+    def test_slices(self, size: int) -> list[HeldOutSlice]: ...
+
+
+def held_out_slices(task: Task, size: int) -> list[HeldOutSlice]:
+    """The task's named held-out slices of up to `size` examples each ([] when it declares none or size is 0)."""
+    if size == 0 or not isinstance(task, SlicedTask):
+        return []
+    return [piece for piece in task.test_slices(size) if piece.examples]
 
 
 def distinct_examples(draw: Callable[[], Example], count: int, attempts: int) -> list[Example]:

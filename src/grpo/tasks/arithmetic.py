@@ -19,7 +19,8 @@ import hashlib
 import random
 from dataclasses import dataclass
 
-from grpo.tasks.api import Example, distinct_examples
+from grpo.tasks.api import Example, HeldOutSlice, distinct_examples
+from grpo.tasks.slices import Kind, arithmetic_slice_specs, build_slice, mean_slice
 
 OPERATORS = ("+", "-", "*")
 TEST_BUCKETS = 10  # one hash bucket in ten is held out
@@ -147,7 +148,7 @@ class ArithmeticTask:
         for _ in range(100_000):
             num_ops = rng.randint(self.min_ops, self.max_ops)
             text = random_expression(rng, num_ops, self.max_operand, self.paren_prob)
-            if self.precedence_only and evaluate(text) == evaluate(text, precedence=False):
+            if self.precedence_only and kind(text) == "left_to_right":
                 continue  # reading left to right would also be right: nothing to learn here
             if is_test_expression(text) == want_test:
                 return Example(prompt=f"{text}=", answer=str(evaluate(text)))
@@ -160,3 +161,21 @@ class ArithmeticTask:
         if len(examples) < self.test_size:
             raise ValueError(f"only {len(examples)} distinct test expressions exist; lower task.test_size")
         return examples
+
+    def test_slices(self, size: int) -> list[HeldOutSlice]:
+        """The named held-out slices (`grpo.tasks.slices`), up to `size` distinct expressions each."""
+        draw = lambda rng, num_ops: random_expression(rng, num_ops, self.max_operand, self.paren_prob)
+        answer = lambda text: str(evaluate(text))
+        slices = []
+        for spec in arithmetic_slice_specs(self.min_ops, self.max_ops):
+            overlaps = spec.overlaps_training(self.min_ops, self.max_ops, self.precedence_only)
+            slices.append(build_slice(spec, size, draw, kind, is_test_expression if overlaps else None, answer))
+        counts = [piece for piece in slices if piece.name.startswith("ops")]
+        slices.append(mean_slice("all", f"1-{self.max_ops} ops, all expressions (mean over the operator count)",
+                                 counts))
+        return slices
+
+
+def kind(text: str) -> Kind:
+    """"precedence" when reading `text` left to right gives a wrong value, else "left_to_right"."""
+    return "left_to_right" if evaluate(text) == evaluate(text, precedence=False) else "precedence"

@@ -41,13 +41,16 @@ from grpo.trainers.state import TrainState
 
 @dataclass(frozen=True)
 class GRPOBatch:
-    """What the mu passes train on: rollouts (completion mask = loss mask), (N,) advantages, and the
-    (N, T) old and reference log-probs (None: pi_old is the policy itself / no reference)."""
+    """What the mu passes train on: rollouts (completion mask = loss mask), (N,) advantages, the
+    (N, T) old and reference log-probs (None: pi_old is the policy itself / no reference), and the
+    (N,) rewards and validity the advantages came from (for `grpo explain`)."""
 
     batch: RolloutBatch
     advantages: torch.Tensor
     old: torch.Tensor | None
     ref: torch.Tensor | None
+    rewards: torch.Tensor | None = None
+    valid: torch.Tensor | None = None
 
 
 def old_logprobs(state: TrainState, batch: RolloutBatch) -> torch.Tensor | None:
@@ -102,7 +105,10 @@ def grpo_loss(state: TrainState, data: GRPOBatch, rows: slice, norm: LossNormali
         kl = masked_kl(algo.kl_estimator, logprobs, data.ref[rows], mask)
         per_token = per_token + KL_PLACEMENTS.get(config.kl_placement)(algo.beta).in_loss * kl
         means["kl"] = masked_mean(kl.detach(), mask)
-    return MicroBatchLoss(LOSS_AGGREGATIONS.get(algo.loss_aggregation)(per_token, mask, norm), means)
+    loss = LOSS_AGGREGATIONS.get(algo.loss_aggregation)(per_token, mask, norm)
+    if state.explain is not None:  # `grpo explain` records this pass's inputs on its logged steps
+        state.explain.capture(state, data, rows, logprobs, old, data.ref, entropy, per_token, norm)
+    return MicroBatchLoss(loss, means)
 
 
 def grpo_update(state: TrainState, data: GRPOBatch) -> Stats:
@@ -118,7 +124,7 @@ def grpo_step(state: TrainState, examples: list[Example]) -> tuple[Stats, list[d
     ref = reference_logprobs(state, batch, temperature)
     rewards, loss_mask = shape_rewards(state, scored, old, ref)
     advantages = advantages_of(state.config.algo, rewards, scored.valid, batch.group_size)
-    data = GRPOBatch(replace(batch, completion_mask=loss_mask), advantages, old, ref)
+    data = GRPOBatch(replace(batch, completion_mask=loss_mask), advantages, old, ref, rewards, scored.valid)
     for _ in range(state.config.algo.mu):
         stats.update(grpo_update(state, data))
     return stats, sample_records(scored, prompt_texts(state.tokenizer, batch), advantages)

@@ -30,10 +30,11 @@ from grpo.run.report import write_report
 from grpo.run.run_dir import ADAPTER_CHECKPOINT, FINAL_CHECKPOINT
 from grpo.tasks.api import Example
 from grpo.trainers.checks import Diverged, StepWatch
-from grpo.trainers.evaluate import greedy_accuracy
+from grpo.trainers.evaluate import ACCURACY_KEY, HeldOutEvaluator
 from grpo.trainers.parallel import is_sharded, unsharded_copy
 
 StepFn = Callable[[list[Example]], tuple[dict[str, torch.Tensor], list[dict[str, object]]]]
+Evaluate = Callable[[bool], dict[str, float]]  # full? -> {"eval_accuracy": ..., "eval/<slice>": ...}
 
 
 class Checkpointing(Protocol):
@@ -65,6 +66,8 @@ class TrainResult:
     checkpoint: Path | None
     stopped_by: str | None = None  # the signal's name when SIGINT/SIGTERM ended the run early
     models_held: int | None = None  # full networks the method kept in memory (policy, reference, critic)
+    base_scores: dict[str, float] | None = None  # eval_accuracy and eval/<slice> of the base (full evaluation)
+    final_scores: dict[str, float] | None = None  # the same at the last step
 
 
 class StopOnSignal:
@@ -109,21 +112,22 @@ def _diverged(services: LoopServices, first: int, step: int) -> Diverged:
                     f"norm was not finite; {where}; lower optim.lr or optim.max_grad_norm, or check the reward")
 
 
-def _begin(evaluate: Callable[[], float], services: LoopServices, watch: StepWatch,
-           resumed: dict[str, Any] | None) -> tuple[float, float, int]:
-    """(base accuracy, latest accuracy, first step to run): a new run evaluates the base policy and
+def _begin(evaluate: Evaluate, services: LoopServices, watch: StepWatch,
+           resumed: dict[str, Any] | None) -> tuple[dict[str, float], float, int]:
+    """(base scores, latest accuracy, first step to run): a new run evaluates the base policy and
     saves step 0 (so a run killed before its first periodic save still resumes); a resumed one reads
     them, and the watch's counters, from its checkpoint."""
     if resumed is not None:
         watch.load_state_dict(resumed["watch"])
-        return resumed["base_accuracy"], resumed["accuracy"], resumed["step"] + 1
-    base = evaluate()
-    services.sink.log(0, {"eval_accuracy": base})
-    services.progress.update(0, {"eval_accuracy": base})
+        base = resumed.get("base_scores", {ACCURACY_KEY: resumed["base_accuracy"]})
+        return base, resumed["accuracy"], resumed["step"] + 1
+    base = evaluate(True)
+    services.sink.log(0, base)
+    services.progress.update(0, base)
     if services.checkpointer is not None:
-        services.checkpointer.save(0, {"step": 0, "base_accuracy": base, "accuracy": base,
-                                       "watch": watch.state_dict()})
-    return base, base, 1
+        services.checkpointer.save(0, {"step": 0, "base_accuracy": base[ACCURACY_KEY], "base_scores": base,
+                                       "accuracy": base[ACCURACY_KEY], "watch": watch.state_dict()})
+    return base, base[ACCURACY_KEY], 1
 
 
 def run_loop(
@@ -136,17 +140,19 @@ def run_loop(
     services: LoopServices,
     watch: StepWatch | None = None,
     resumed: dict[str, Any] | None = None,
-    evaluate: Callable[[], float] | None = None,
+    evaluate: Evaluate | None = None,
 ) -> TrainResult:
     """Run steps up to `config.optim.steps`, from the start or after the step of `resumed` (a
     checkpoint's loop state), with evaluation at the start, every `eval_every` and the end.
 
-    `evaluate` returns held-out accuracy; by default, greedy exact-answer accuracy on `test_examples`.
+    `evaluate(full)` returns held-out accuracy overall and per slice (full at the start and the end);
+    by default, greedy exact-answer accuracy on `test_examples`.
     """
     if evaluate is None:
-        evaluate = lambda: greedy_accuracy(policy, tokenizer, test_examples, config.rollout.max_new_tokens).accuracy
+        evaluate = HeldOutEvaluator(policy, tokenizer, test_examples, [], config.rollout.max_new_tokens)
     watch = watch or StepWatch(config.guards, config.rollout.max_new_tokens)
-    base, accuracy, start = _begin(evaluate, services, watch, resumed)
+    base_scores, accuracy, start = _begin(evaluate, services, watch, resumed)
+    base, scores = base_scores[ACCURACY_KEY], base_scores
     started, steps, every = time.perf_counter(), config.optim.steps, config.checkpoint.every
     try:
         with StopOnSignal() as stop:
@@ -158,7 +164,9 @@ def run_loop(
                 stopping = values.pop("stop_requested") > 0
                 values["step_time"] = time.perf_counter() - tick
                 if step == steps or (config.log.eval_every and step % config.log.eval_every == 0):
-                    accuracy = values["eval_accuracy"] = evaluate()
+                    scores = evaluate(step == steps)
+                    values.update(scores)
+                    accuracy = scores[ACCURACY_KEY]
                 streak = watch.observe(step, values)
                 services.sink.log(step, values)
                 services.progress.update(step, values)
@@ -168,7 +176,8 @@ def run_loop(
                 if streak is not None:
                     raise _diverged(services, streak, step)
                 if services.checkpointer is not None and (stopping or step == steps or (every and step % every == 0)):
-                    state = {"step": step, "base_accuracy": base, "accuracy": accuracy, "watch": watch.state_dict()}
+                    state = {"step": step, "base_accuracy": base, "base_scores": base_scores, "accuracy": accuracy,
+                             "watch": watch.state_dict()}
                     saved = services.checkpointer.save(step, state)  # every rank: it gathers their RNG states
                 if stopping and step < steps:
                     return TrainResult(base, accuracy, step, time.perf_counter() - started,
@@ -183,7 +192,7 @@ def run_loop(
         checkpoint = save_final(policy, tokenizer, services.run_dir)
         if config.log.report and dist.is_main():
             write_report(services.run_dir)
-    return TrainResult(base, accuracy, steps, train_seconds, checkpoint)
+    return TrainResult(base, accuracy, steps, train_seconds, checkpoint, base_scores=base_scores, final_scores=scores)
 
 
 def save_final(policy: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, run_dir: Path) -> Path | None:

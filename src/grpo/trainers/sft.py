@@ -10,6 +10,8 @@ which only the verifiable reward in GRPO can correct. Training stops after a fix
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,3 +81,40 @@ def run_sft(config: SFTConfig, log_every: int = 100) -> SFTResult:
     accuracy = greedy_accuracy(model, tokenizer, task.test_examples(), config.max_new_tokens).accuracy
     output = save_model_atomic(model, tokenizer, Path(config.output))
     return SFTResult(accuracy=accuracy, output=output)
+
+
+def supervised_baseline(config: SFTConfig, model_path: str, evaluate_model: Callable[..., dict[str, float]],
+                        seconds: float, eval_every: int, log: Callable[[int, dict[str, float]], None]) -> int:
+    """Continue supervised training of `model_path` on the labels its own warm start had (the careless
+    teacher of `config`) for `seconds` of training wall time; returns the number of steps taken.
+
+    This is the baseline a verifier-trained method must beat: same base, same budget, only the
+    demonstrations that existed. `evaluate_model(model, tokenizer, full)` scores held-out accuracy
+    at the start, every `eval_every` steps and at the end; `log(step, values)` records each row.
+    """
+    from grpo.models.load import load_policy, load_tokenizer, resolve_model_path
+
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    task = build_task(config.task)
+    path = resolve_model_path(model_path)
+    tokenizer = load_tokenizer(path)
+    model = load_policy(path, "float32", torch.device("cpu")).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
+    log(0, evaluate_model(model, tokenizer, True))
+    spent, step = 0.0, 0
+    while spent < seconds:
+        step += 1
+        tick = time.perf_counter()
+        loss = completion_only_loss(model, tokenizer, teacher_batch(task, rng, config.batch_size,
+                                                                     config.careless_fraction))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step_time = time.perf_counter() - tick
+        spent += step_time
+        values = {"loss": float(loss), "step_time": step_time}
+        if spent >= seconds or (eval_every and step % eval_every == 0):
+            values.update(evaluate_model(model, tokenizer, spent >= seconds))
+        log(step, values)
+    return step

@@ -15,6 +15,7 @@ from grpo.rewards.combine import WeightedReward
 from grpo.rewards.guard import RewardGuard
 from grpo.rollout.sampler import Sampler
 from grpo.tasks.api import Example
+from grpo.trainers.explain_log import ExplainCapture
 from grpo.trainers.optim import OptimState, build_optimizer
 from grpo.trainers.parallel import TrainModules, distribute
 
@@ -46,6 +47,7 @@ class TrainState:
     more_prompts: Callable[[], list[Example]] | None = None
     check_logprobs: bool = True
     sampler: Sampler | None = None  # built from rollout.backend at the first sampling (grpo.rollout.sampler)
+    explain: ExplainCapture | None = None  # records a logged step's loss inputs for `grpo explain`
 
     def parameters(self) -> list[torch.nn.Parameter]:
         """Every trained parameter once (a value head's shared backbone is not counted twice)."""

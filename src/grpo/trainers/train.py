@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,10 +16,11 @@ from grpo.models.load import load_tokenizer, resolve_model_path
 from grpo.models.value_head import build_value_model, critic_owns_backbone
 from grpo.rewards.combine import single
 from grpo.rewards.guard import RewardGuard
-from grpo.tasks.api import Task
+from grpo.tasks.api import Task, held_out_slices
 from grpo.trainers.checks import StepWatch, checked_task_setup, preflight
 from grpo.trainers.data import PromptStream, rank_share
-from grpo.trainers.evaluate import greedy_accuracy
+from grpo.trainers.evaluate import HeldOutEvaluator
+from grpo.trainers.explain_log import with_explain_log
 from grpo.trainers.loop import TrainResult, run_loop
 from grpo.trainers.methods import METHODS, count_models, with_reference_refresh
 from grpo.trainers.parallel import gathered
@@ -31,6 +33,13 @@ def reward_guard(guards: GuardsConfig) -> RewardGuard:
     """The reward isolation the config asks for (fallback score, strictness, time limit, valid range)."""
     return RewardGuard(guards.reward_fallback, guards.reward_strict, guards.reward_timeout,
                        guards.reward_min, guards.reward_max, guards.reward_processes, guards.reward_memory_mb)
+
+
+@contextlib.contextmanager
+def evaluation_context(models: Models) -> Iterator[None]:
+    """Where held-out evaluation runs: the run's autocast, with the full weights gathered under FSDP2."""
+    with models.autocast(), gathered(models.policy):
+        yield
 
 
 def train_state(config: RunConfig, models: Models, rewards: list, guard: RewardGuard) -> TrainState:
@@ -73,11 +82,10 @@ def train(
     state.more_prompts = lambda: stream.next_batch(config.rollout.prompts_per_step)
     step = with_reference_refresh(method.build(state), state, config.algo.ref_refresh_every)
 
-    def evaluate() -> float:
-        with models.autocast(), gathered(models.policy):
-            return greedy_accuracy(models.policy, models.tokenizer, test_examples, config.rollout.max_new_tokens,
-                                   check=check, guard=state.guard).accuracy
-
+    evaluate = HeldOutEvaluator(models.policy, models.tokenizer, test_examples,
+                                held_out_slices(task, config.task.slice_size), config.rollout.max_new_tokens,
+                                check, config.log.eval_slice_size, lambda: evaluation_context(models),
+                                guard=state.guard)
     if checkpoint is not None and dist.is_main():
         rewind_run_files(run_dir, checkpoint)
     services = open_services(config, config.optim.steps, console, run_dir)
@@ -88,6 +96,9 @@ def train(
         state.check_logprobs = checkpoint.step == 0  # only the run's first step compares them
     watch = StepWatch(config.guards, config.rollout.max_new_tokens)
     next_batch = lambda: stream.next_batch(config.rollout.prompts_per_step)
+    first_step = resumed["step"] + 1 if resumed is not None else 1
+    explain_dir = services.run_dir if dist.is_main() else None
+    step = with_explain_log(step, state, explain_dir, config.log.samples_every, first_step)
     result = run_loop(config, step, next_batch, models.policy, models.tokenizer, test_examples, services, watch,
                       resumed, evaluate)
     critic = state.critic.lm if state.critic is not None and critic_owns_backbone(state.critic, state.policy) else None
