@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from grpo import dist
 from grpo.algo import KL_PLACEMENTS, LOSS_AGGREGATIONS, LossNormalizer
 
 EXPLAIN_DIR = "explain"
@@ -97,8 +98,9 @@ def with_explain_log(step: StepFn, ctx: Any, run_dir: Path | None, every: int, f
     """Arm `ctx.explain` (`ctx`: the run's TrainState) before every `every`-th step (and step 1) and
     save what it captured after it.
 
-    Steps are counted from `first_step` (the loop's first step, later than 1 after a resume). Ranks
-    other than the main one (`run_dir` None) log nothing.
+    Steps are counted from `first_step` (the loop's first step, later than 1 after a resume). Every
+    rank captures and recomputes (the log-prob pass is a collective under several ranks); only the
+    main rank writes, and only its own rows.
     """
     if run_dir is None:
         return step
@@ -121,9 +123,10 @@ def with_explain_log(step: StepFn, ctx: Any, run_dir: Path | None, every: int, f
                                  for row, m in zip(record["prompt_ids"], record["prompt_mask"])]
             record["completion_tokens"] = [tokens(row.tolist()) for row in record["completion_ids"]]
             record["step"] = number
-            path = explain_path(run_dir, number)
-            path.parent.mkdir(exist_ok=True)
-            torch.save(record, path)
+            if dist.is_main():
+                path = explain_path(run_dir, number)
+                path.parent.mkdir(exist_ok=True)
+                torch.save(record, path)
         return stats, samples
 
     return logging_step

@@ -97,8 +97,7 @@ def train(
     watch = StepWatch(config.guards, config.rollout.max_new_tokens)
     next_batch = lambda: stream.next_batch(config.rollout.prompts_per_step)
     first_step = resumed["step"] + 1 if resumed is not None else 1
-    explain_dir = services.run_dir if dist.is_main() else None
-    step = with_explain_log(step, state, explain_dir, config.log.samples_every, first_step)
+    step = with_explain_log(step, state, services.run_dir, config.log.samples_every, first_step)
     result = run_loop(config, step, next_batch, models.policy, models.tokenizer, test_examples, services, watch,
                       resumed, evaluate)
     critic = state.critic.lm if state.critic is not None and critic_owns_backbone(state.critic, state.policy) else None
