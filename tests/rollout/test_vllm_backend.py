@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from grpo.models.load import load_policy
+from grpo.models.logprobs import completion_logprobs
 from grpo.rollout import SamplingParams, generate
-from grpo.trainers.grpo import policy_logprobs
 
 pytestmark = pytest.mark.vllm
 EOS, PAD = 2, 0
@@ -60,6 +60,14 @@ def test_greedy_matches_the_builtin_engine_up_to_the_first_near_tie(engine_name,
     assert compared >= 6 * 2 * 4  # the comparison covered real tokens, not only near-ties
 
 
+
+@torch.no_grad()
+def trainer_logprobs(model: torch.nn.Module, batch, temperature: float) -> torch.Tensor:
+    """(N, T) log-probs of the batch's completion tokens under the trainer's forward path, 0 on padding."""
+    input_ids, attention_mask = batch.sequences()
+    T = batch.completion_ids.shape[1]
+    return completion_logprobs(model, input_ids, attention_mask, T, temperature)[0] * batch.completion_mask
+
 def test_sampled_batch_keeps_the_contract_and_the_trainer_agrees(builtin_vllm):
     from grpo.rollout.vllm_backend import generate_vllm
 
@@ -74,7 +82,7 @@ def test_sampled_batch_keeps_the_contract_and_the_trainer_agrees(builtin_vllm):
         last = batch.completion_ids[row, lengths[row] - 1].item()
         assert (last == EOS) != bool(batch.truncated[row])
         assert (batch.completion_ids[row, lengths[row]:] == PAD).all()
-    trainer = policy_logprobs(model, batch, temperature=0.7, size=64)
+    trainer = trainer_logprobs(model, batch, 0.7)
     gap = (trainer - batch.sampler_logprobs)[batch.completion_mask].abs().max()
     assert gap < 1e-4, f"tempered sampler log-probs differ from the trainer's by {gap}"
     again = generate_vllm(llm, prompts, group_size=4, params=params, eos_token_id=EOS, pad_token_id=PAD,
@@ -95,7 +103,7 @@ def test_truncated_sampling_reports_the_renormalised_logprob(builtin_vllm):
     params = SamplingParams(temperature=1.0, top_k=2, max_new_tokens=12)
     batch = generate_vllm(llm, _prompts(4), group_size=2, params=params, eos_token_id=EOS, pad_token_id=PAD,
                           seeds=[1, 2, 3, 4])
-    trainer = policy_logprobs(model, batch, temperature=1.0, size=64)
+    trainer = trainer_logprobs(model, batch, 1.0)
     gap = (batch.sampler_logprobs - trainer)[batch.completion_mask]
     assert (gap > -1e-4).all() and gap.max() > 1e-3
 
