@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +26,36 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model = build_tiny_llama(tokenizer, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, seed=0)
     save_model_dir(model, tokenizer, path)
     return path
+
+
+class Torchrun:
+    """Launches `python -m torch.distributed.run` on 2 CPU ranks, each on a free port and one thread."""
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def command(self, *args: str) -> list[str]:
+        with socket.socket() as probe:  # a port no other test or session holds
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", f"--master-port={port}", *args]
+
+    def run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        """Run to the end and fail the test with the ranks' own error, not only torchrun's summary."""
+        done = subprocess.run(self.command(*args), capture_output=True, text=True, env=self.env, timeout=timeout)
+        assert done.returncode == 0, failure_excerpt(done.stderr)
+        return done
+
+
+def failure_excerpt(stderr: str, size: int = 4000) -> str:
+    """The part of a failed launch's stderr that says why: from the first error a rank printed."""
+    starts = [stderr.find(mark) for mark in ("Traceback", "terminate called", "Error", "error:")]
+    first = min((start for start in starts if start >= 0), default=max(0, len(stderr) - size))
+    return stderr[first:first + size]
+
+
+@pytest.fixture(scope="session")
+def torchrun() -> Torchrun:
+    return Torchrun()
 
 
 GSM8K_ROWS = 40

@@ -7,6 +7,8 @@ Every rank computes; only the main rank writes files or prints progress. With on
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.distributed as torch_dist
@@ -21,13 +23,37 @@ def rank() -> int:
 
 
 def is_main() -> bool:
-    return rank() == 0
+    """Rank 0, or the process torchrun started as rank 0 (before the group is joined or after it is left)."""
+    if torch_dist.is_initialized():
+        return torch_dist.get_rank() == 0
+    return os.environ.get("RANK", "0") == "0"
 
 
-def init_from_env(device: torch.device) -> None:
-    """Join the process group when launched by torchrun (WORLD_SIZE > 1); else do nothing."""
+def init_from_env(device: torch.device) -> bool:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1); True if this call joined it."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch_dist.is_initialized():
         torch_dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        return True
+    return False
+
+
+@contextmanager
+def process_group(device: torch.device) -> Iterator[None]:
+    """Join the torchrun process group for the block, then leave it (a no-op with one process).
+
+    Leaving explicitly matters: a gloo group still alive at interpreter exit can abort the process
+    (SIGABRT) while its worker threads free tensors. A block that ends normally first waits for every
+    rank, so no rank tears its sockets down while another is still in a collective. Something inside
+    the block (vLLM's shutdown) may already have left the group.
+    """
+    joined = init_from_env(device)
+    try:
+        yield
+        if joined and torch_dist.is_initialized():
+            torch_dist.barrier()
+    finally:
+        if joined and torch_dist.is_initialized():
+            torch_dist.destroy_process_group()
 
 
 def print0(*args: object) -> None:

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -44,16 +40,9 @@ def test_train_with_vllm_syncs_and_checks_every_step(tmp_path: Path):
 
 @pytest.mark.vllm
 @pytest.mark.slow
-def test_two_ranks_each_with_a_colocated_engine(tmp_path: Path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    with socket.socket() as probe:  # a port no other session holds
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
-               "-m", "grpo", "train", f"log.output_dir={tmp_path}",
-               "log.run_name=ddp", "rollout.backend=vllm", "rollout.vllm.kv_cache_memory_gb=0.25", *SMALL_RUN]
-    proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def test_two_ranks_each_with_a_colocated_engine(tmp_path: Path, torchrun):
+    torchrun.run("-m", "grpo", "train", f"log.output_dir={tmp_path}", "log.run_name=ddp", "rollout.backend=vllm",
+                 "rollout.vllm.kv_cache_memory_gb=0.25", *SMALL_RUN)
     rows = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows] == [0, 1, 2, 3]
     assert all(row["sync_kl_k3"] < 1e-6 for row in rows if "reward_mean" in row)

@@ -147,20 +147,19 @@ def capture(state: TrainState, out: dict[str, torch.Tensor]) -> None:
 
 
 def main(model_dir: Path, out: Path, strategies: list[str], only: str = "") -> None:
-    dist.init_from_env(torch.device("cpu"))
-    for strategy in strategies:
-        for name, case in CASES.items():
-            if only and not name.startswith(only):
-                continue
-            single_process = strategy == "single"
-            state = build(case, model_dir, "ddp" if single_process else strategy)
-            grads: dict[str, torch.Tensor] = {}
-            capture(state, grads)
-            run_update(state, case, my_groups(case, single_process))
-            if dist.is_main():
-                (out / strategy).mkdir(parents=True, exist_ok=True)
-                torch.save(grads, out / strategy / f"{name}.pt")
-
+    with dist.process_group(torch.device("cpu")):
+        for strategy in strategies:
+            for name, case in CASES.items():
+                if only and not name.startswith(only):
+                    continue
+                single_process = strategy == "single"
+                state = build(case, model_dir, "ddp" if single_process else strategy)
+                grads: dict[str, torch.Tensor] = {}
+                capture(state, grads)
+                run_update(state, case, my_groups(case, single_process))
+                if dist.is_main():
+                    (out / strategy).mkdir(parents=True, exist_ok=True)
+                    torch.save(grads, out / strategy / f"{name}.pt")
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3].split(","), *sys.argv[4:5])

@@ -9,7 +9,6 @@ cases run in one single-process launch and one torchrun launch (tests/trainers/e
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,14 +21,12 @@ STRATEGIES = ("ddp", "fsdp")
 
 
 @pytest.fixture(scope="module")
-def gradients(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def gradients(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory, torchrun) -> Path:
     out = tmp_path_factory.mktemp("equivalence")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    for command in ([sys.executable, str(DRIVER), str(tiny_model_dir), str(out), "single"],
-                    [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--master-port=29541",
-                     str(DRIVER), str(tiny_model_dir), str(out), ",".join(STRATEGIES)]):
-        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
-        assert done.returncode == 0, done.stderr[-3000:]
+    single = subprocess.run([sys.executable, str(DRIVER), str(tiny_model_dir), str(out), "single"],
+                            capture_output=True, text=True, env=torchrun.env, timeout=900)
+    assert single.returncode == 0, single.stderr[-3000:]
+    torchrun.run(str(DRIVER), str(tiny_model_dir), str(out), ",".join(STRATEGIES), timeout=900)
     return out
 
 

@@ -32,6 +32,7 @@ from grpo.rollout.vllm_backend import (
     generate_vllm,
     sequence_logprobs,
     start_engine,
+    stop_engine,
     sync_weights,
     vllm_available,
 )
@@ -55,6 +56,10 @@ class Sampler(Protocol):
         """Statistics gathered since the last call (e.g. of weight syncs); empty when none."""
         ...
 
+    def close(self) -> None:
+        """Release what the sampler holds (an engine, its memory and process groups) once training ends."""
+        ...
+
 
 class EngineSampler:
     """The built-in KV-cache engine, run on the policy itself."""
@@ -71,6 +76,9 @@ class EngineSampler:
 
     def pop_stats(self) -> Stats:
         return {}
+
+    def close(self) -> None:
+        """Nothing to release: the engine runs on the policy itself."""
 
 
 def sampling_params(config: RunConfig) -> SamplingParams:
@@ -140,6 +148,10 @@ class VLLMSampler:
     def pop_stats(self) -> Stats:
         stats, self.stats = self.stats, {}
         return stats
+
+    def close(self) -> None:
+        """Shut the engine down now, while the process group it joined still exists."""
+        stop_engine(self.llm)
 
 
 @torch.no_grad()

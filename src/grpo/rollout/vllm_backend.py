@@ -106,6 +106,15 @@ def start_engine(options: EngineOptions) -> Any:
     )
 
 
+def stop_engine(llm: Any) -> None:
+    """Shut a `start_engine` engine down: its workers, KV cache and the process groups it made.
+
+    vLLM otherwise does this from a finalizer at interpreter exit, after a torchrun group it joined may
+    already be gone, and prints a traceback.
+    """
+    llm.llm_engine.engine_core.shutdown()
+
+
 def request_seed(run_seed: int, step: int, index: int) -> int:
     """Seed of the request for prompt `index` at update `step`; its G samples get seed + 0 .. G-1.
 

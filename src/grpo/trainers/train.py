@@ -74,31 +74,41 @@ def train(
     test_examples = preflight(config, task)
     run_dir, checkpoint = find_checkpoint(resume) if resume is not None else (None, None)
     models = build_models(config, with_reference=method.needs_reference(config))
-    dist.init_from_env(models.device)
-    rank_share(config.rollout.prompts_per_step)
-    seed_everything(config.seed)
-    stream = PromptStream(task, config.seed)
-    state = train_state(config, models, rewards, reward_guard(config.guards))
-    state.more_prompts = lambda: stream.next_batch(config.rollout.prompts_per_step)
-    step = with_reference_refresh(method.build(state), state, config.algo.ref_refresh_every)
+    with dist.process_group(models.device):
+        rank_share(config.rollout.prompts_per_step)
+        seed_everything(config.seed)
+        stream = PromptStream(task, config.seed)
+        state = train_state(config, models, rewards, reward_guard(config.guards))
+        try:
+            state.more_prompts = lambda: stream.next_batch(config.rollout.prompts_per_step)
+            step = with_reference_refresh(method.build(state), state, config.algo.ref_refresh_every)
 
-    evaluate = HeldOutEvaluator(models.policy, models.tokenizer, test_examples,
-                                held_out_slices(task, config.task.slice_size), config.rollout.max_new_tokens,
-                                check, config.log.eval_slice_size, lambda: evaluation_context(models),
-                                guard=state.guard)
-    if checkpoint is not None and dist.is_main():
-        rewind_run_files(run_dir, checkpoint)
-    services = open_services(config, config.optim.steps, console, run_dir)
-    services.checkpointer = Checkpointer(services.run_dir, state, stream, config.checkpoint.keep)
-    resumed = None
-    if checkpoint is not None:
-        resumed = services.checkpointer.restore(checkpoint)
-        state.check_logprobs = checkpoint.step == 0  # only the run's first step compares them
-    watch = StepWatch(config.guards, config.rollout.max_new_tokens)
-    next_batch = lambda: stream.next_batch(config.rollout.prompts_per_step)
-    first_step = resumed["step"] + 1 if resumed is not None else 1
-    step = with_explain_log(step, state, services.run_dir, config.log.samples_every, first_step)
-    result = run_loop(config, step, next_batch, models.policy, models.tokenizer, test_examples, services, watch,
-                      resumed, evaluate)
-    critic = state.critic.lm if state.critic is not None and critic_owns_backbone(state.critic, state.policy) else None
-    return replace(result, models_held=count_models(models.policy, models.reference, critic))
+            evaluate = HeldOutEvaluator(models.policy, models.tokenizer, test_examples,
+                                        held_out_slices(task, config.task.slice_size), config.rollout.max_new_tokens,
+                                        check, config.log.eval_slice_size, lambda: evaluation_context(models),
+                                        guard=state.guard)
+            if checkpoint is not None and dist.is_main():
+                rewind_run_files(run_dir, checkpoint)
+            services = open_services(config, config.optim.steps, console, run_dir)
+            services.checkpointer = Checkpointer(services.run_dir, state, stream, config.checkpoint.keep)
+            resumed = None
+            if checkpoint is not None:
+                resumed = services.checkpointer.restore(checkpoint)
+                state.check_logprobs = checkpoint.step == 0  # only the run's first step compares them
+            watch = StepWatch(config.guards, config.rollout.max_new_tokens)
+            next_batch = lambda: stream.next_batch(config.rollout.prompts_per_step)
+            first_step = resumed["step"] + 1 if resumed is not None else 1
+            step = with_explain_log(step, state, services.run_dir, config.log.samples_every, first_step)
+            result = run_loop(config, step, next_batch, models.policy, models.tokenizer, test_examples, services, watch,
+                              resumed, evaluate)
+            return replace(result, models_held=models_held(models, state))
+        finally:
+            if state.sampler is not None:
+                state.sampler.close()
+
+
+def models_held(models: Models, state: TrainState) -> int:
+    """How many model copies the run kept in memory (policy, reference, a critic with its own backbone)."""
+    critic = state.critic
+    own_backbone = critic is not None and critic_owns_backbone(critic, state.policy)
+    return count_models(models.policy, models.reference, critic.lm if own_backbone else None)
