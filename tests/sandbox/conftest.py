@@ -1,5 +1,5 @@
 """The sandbox under test: one pool for the session, and a check after every test that the sandbox
-left no process (any process of the slot uids, or in a PID namespace of ours) and no file behind."""
+left no process (any process of the uids this process leased, or in a PID namespace of ours) and no file behind."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from grpo.sandbox.layers import SANDBOX_UID_BASE
 from grpo.sandbox.pool import SandboxPool, probed_host
-from grpo.sandbox.runner import Limits, _pids_of
+from grpo.sandbox.runner import Limits
+from grpo.sandbox.uids import leftover_processes
 
 WORKERS = 2
 FAST = Limits(timeout_s=3.0, memory_mb=256, cpu_s=3)
@@ -31,12 +31,6 @@ def pool() -> SandboxPool:
     sandboxes.close()
 
 
-def _sandbox_processes() -> list[int]:
-    if os.geteuid() != 0:
-        return []
-    return [pid for slot in range(WORKERS + 1) for pid in _pids_of(SANDBOX_UID_BASE + slot)]
-
-
 def _temp_leftovers() -> set[str]:
     return {p.name for p in Path("/tmp").glob("grpo-sandbox-*") if p.name != "grpo-sandbox-bin"}
 
@@ -54,7 +48,7 @@ def nothing_left_behind():
     """After each test: no sandbox process alive, no new sandbox directory, the trainer's cwd unchanged."""
     before_tmp, before_cwd = _temp_leftovers(), sorted(os.listdir("."))
     yield
-    left = _sandbox_processes()
+    left = leftover_processes()
     assert left == [], [_describe(pid) for pid in left]
     assert _temp_leftovers() <= before_tmp
     assert sorted(os.listdir(".")) == before_cwd

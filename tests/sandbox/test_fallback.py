@@ -58,7 +58,7 @@ def test_fallback_environment_is_built_from_scratch(fallback_pool, monkeypatch):
     assert b"hunter2" not in fallback_pool.execute(Job("script", "import os; print(dict(os.environ))")).stdout
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="killing leftover daemons without namespaces needs the per-slot uid")
+@pytest.mark.skipif(os.geteuid() != 0, reason="killing leftover daemons without namespaces needs a leased uid")
 def test_fallback_kills_daemons_and_removes_its_directory(fallback_pool):
     source = ("import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(60)\n"
               "open('left.txt', 'w').write('x')\nprint(os.getcwd())\n")

@@ -9,15 +9,14 @@ the trainer is alive and that no sandbox process or directory is left.
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grpo.sandbox.layers import SANDBOX_UID_BASE
 from grpo.sandbox.pool import SandboxPool
-from grpo.sandbox.runner import STATUSES, Job, Limits, _pids_of
+from grpo.sandbox.runner import STATUSES, Job, Limits
+from grpo.sandbox.uids import leftover_processes
 
 FRAGMENTS = (
     "print({a} * {b} + {c})",
@@ -91,7 +90,6 @@ def fuzz(pool: SandboxPool, count: int, seed: int = 0, limits: Limits | None = N
         report.slowest_s = max(report.slowest_s, result.wall_s)
         if result.status not in STATUSES or result.status == "sandbox_error":
             report.bad_status.append(program)
-    if os.geteuid() == 0:
-        report.leftover_processes = [pid for slot in range(pool.workers) for pid in _pids_of(SANDBOX_UID_BASE + slot)]
+    report.leftover_processes = leftover_processes()
     report.leftover_dirs = sorted(_sandbox_dirs() - before)
     return report

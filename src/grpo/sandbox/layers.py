@@ -6,9 +6,9 @@ Layers, strongest first:
   view of the interpreter and an empty per-execution tmpfs (needs unprivileged user namespaces);
 - `seccomp`: a syscall filter compiled in the trainer (`grpo.sandbox.seccomp`) and installed by the
   trusted bootstrap just before the program runs;
-- `unprivileged`: the program runs as a dedicated unprivileged uid (a fresh one per pool slot when
-  the trainer is root, since the kernel never applies RLIMIT_NPROC to root), or as the trainer's own
-  non-root uid;
+- `unprivileged`: the program runs as a dedicated unprivileged uid (one leased to each sandbox when
+  the trainer is root, since the kernel never applies RLIMIT_NPROC to root; see `grpo.sandbox.uids`),
+  or as the trainer's own non-root uid;
 - `rlimits`: CPU seconds, address space, file size, open files and processes, soft = hard.
 
 The wall-clock timeout and the teardown are always on. `probe` runs `print(1)` under the full stack
@@ -29,7 +29,6 @@ from grpo.errors import UserError
 from grpo.sandbox.seccomp import compiled_filter
 
 LAYERS = ("namespaces", "seccomp", "unprivileged", "rlimits")
-SANDBOX_UID_BASE = 61000  # uids 61000..61000+slots-1 run the programs when the trainer is root
 
 
 class SandboxUnavailable(UserError):

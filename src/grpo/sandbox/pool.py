@@ -1,4 +1,4 @@
-"""Sandboxes run in parallel: one slot per worker, each with its own uid when the trainer is root.
+"""Sandboxes run in parallel: one slot per worker, each with a uid leased to it alone when the trainer is root.
 
 Threads only wait here (every execution is a separate process tree), so a thread pool is enough to
 keep `workers` sandboxes busy. The host's layers are found and probed once per process.
@@ -24,7 +24,11 @@ DEFAULT_MINIMUM = LAYERS  # refuse to run untrusted code with fewer layers unles
 
 def _works(host: Host) -> str:
     """'' when `print(1)` runs under `host`'s layers, else the reason it did not."""
-    result = Sandbox(host).execute(Job("script", "print(1)"), Limits(timeout_s=30))
+    sandbox = Sandbox(host)
+    try:
+        result = sandbox.execute(Job("script", "print(1)"), Limits(timeout_s=30))
+    finally:
+        sandbox.close()
     if result.status == "exited" and result.exit_code == 0 and result.stdout == b"1\n":
         return ""
     return (result.detail or result.stderr.decode(errors="replace") or result.status).strip().splitlines()[-1][:200]
@@ -52,8 +56,9 @@ class SandboxPool:
         self.workers = workers or os.cpu_count() or 1
         self.limits = limits or Limits()
         self._slots: queue.Queue[Sandbox] = queue.Queue()
-        for slot in range(self.workers):
-            self._slots.put(Sandbox(self.host, self.limits, slot))
+        self._sandboxes = [Sandbox(self.host, self.limits) for _ in range(self.workers)]
+        for sandbox in self._sandboxes:
+            self._slots.put(sandbox)
         self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="grpo-sandbox")
 
     def execute(self, job: Job, limits: Limits | None = None) -> Execution:
@@ -73,5 +78,7 @@ class SandboxPool:
         return list(self._executor.map(fn, *iterables))
 
     def close(self) -> None:
-        """Stop the worker threads (running executions finish first)."""
+        """Stop the worker threads (running executions finish first), then give the slots' uids back."""
         self._executor.shutdown(wait=True)
+        for sandbox in self._sandboxes:
+            sandbox.close()

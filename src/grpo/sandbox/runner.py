@@ -8,8 +8,8 @@
 - stdout, stderr and the results pipe are read with a cap; past the cap the program is killed
   (`output_limit`); past the wall-clock limit it is killed (`timeout`);
 - teardown kills the whole sandbox: the PID namespace dies with its first process, and when the
-  trainer is root every process left with the slot's uid is killed too (daemons that called setsid,
-  or any process when namespaces are off), so nothing survives an execution.
+  trainer is root every process left with the sandbox's leased uid is killed too (daemons that called
+  setsid, or any process when namespaces are off), so nothing survives an execution.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grpo.sandbox.bootstrap import MEMORY_EXIT
-from grpo.sandbox.layers import SANDBOX_UID_BASE, Host
+from grpo.sandbox.layers import Host
+from grpo.sandbox.uids import UidLease, kill_all, lease_uid
 
 BOOTSTRAP_SOURCE = (Path(__file__).parent / "bootstrap.py").read_text()
 STATUSES = ("exited", "timeout", "memory", "output_limit", "violation", "sandbox_error")
@@ -107,11 +108,19 @@ def _bind_system(argv: list[str], prefix: str) -> None:
 
 
 class Sandbox:
-    """Runs jobs one at a time under the layers `host` offers; `slot` picks the uid when root."""
+    """Runs jobs one at a time under the layers `host` offers; when root, as a uid leased to it alone."""
 
-    def __init__(self, host: Host, limits: Limits | None = None, slot: int = 0) -> None:
+    def __init__(self, host: Host, limits: Limits | None = None) -> None:
         self.host, self.limits = host, limits or Limits()
-        self.uid = SANDBOX_UID_BASE + slot if host.root and "unprivileged" in host.layers else None
+        self._lease: UidLease | None = lease_uid() if host.root and "unprivileged" in host.layers else None
+        self.uid = self._lease.uid if self._lease else None
+
+    def close(self) -> None:
+        """Kill anything left under the uid and give the lease back (the sandbox runs nothing after)."""
+        if self._lease is not None:
+            kill_all(self._lease.uid)
+            self._lease.close()
+            self._lease = None
 
     def _job_bytes(self, job: Job, results_fd: int, limits: Limits) -> bytes:
         body = {"mode": job.mode, "source": job.source, "entry": job.entry, "calls": list(job.calls),
@@ -207,19 +216,9 @@ class Sandbox:
             pass
 
     def _sweep(self) -> None:
-        """Kill every process still running as this slot's uid, until there is none (root only)."""
-        if self.uid is None:
-            return
-        for _ in range(200):
-            pids = _pids_of(self.uid)
-            if not pids:
-                return
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.005)
+        """Kill every process still running as this sandbox's uid (root only)."""
+        if self.uid is not None:
+            kill_all(self.uid)
 
 
 def _close(fd: int) -> None:
@@ -227,23 +226,6 @@ def _close(fd: int) -> None:
         os.close(fd)
     except OSError:
         pass
-
-
-def _pids_of(uid: int) -> list[int]:
-    """Live (not zombie) processes owned by `uid`, from /proc."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.stat(f"/proc/{entry}").st_uid != uid:
-                    continue
-                with open(f"/proc/{entry}/stat", "rb") as handle:
-                    state = handle.read().rsplit(b")", 1)[1].split()[0]
-            except (OSError, IndexError):
-                continue
-            if state not in (b"Z", b"X"):
-                found.append(int(entry))
-    return found
 
 
 def _wait_gone(info: bytes, limit_s: float = 2.0) -> None:
