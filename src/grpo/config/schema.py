@@ -84,8 +84,9 @@ class SandboxSettings(Section):
 
 
 class TaskConfig(Section):
-    name: Literal["arithmetic", "gsm8k", "math", "countdown", "files", "code"] = Field(
-        "arithmetic", description="Which task supplies prompts and answers (files: your own dataset)."
+    name: Literal["arithmetic", "gsm8k", "math", "countdown", "files", "code", "fn_from_examples"] = Field(
+        "arithmetic", description="Which task supplies prompts and answers (files: your own dataset; "
+        "fn_from_examples: the built-in code task)."
     )
     min_ops: int = Field(2, ge=1, le=6, description="Fewest operators in an arithmetic expression.")
     max_ops: int = Field(3, ge=1, le=6, description="Most operators in an arithmetic expression.")
