@@ -326,6 +326,10 @@ class LogConfig(Section):
                                  "evaluations (the base and final ones use all of task.slice_size).")
     forgetting_points: float = Field(3.0, ge=0, description="Flag a slice whose final accuracy ends more than "
                                      "this many points below the base's.")
+    eval_pass_samples: int = Field(0, ge=0, description="Completions sampled per held-out prompt (at the "
+                                   "rollout's temperature) for eval_pass@1 and eval_pass@k at the start and end "
+                                   "(0: off).")
+    eval_pass_k: int = Field(8, ge=1, description="The k of eval_pass@k (at most log.eval_pass_samples).")
     samples_every: int = Field(25, ge=1, description="Write sample completions every N steps, and the loss "
                                "inputs of the step for `grpo explain` (`explain/step-N.pt`, GRPO).")
     progress: bool = Field(True, description="Show the live progress bar.")
@@ -334,6 +338,13 @@ class LogConfig(Section):
     wandb_project: str = Field("grpo", description="W&B project name.")
     wandb_mode: Literal["online", "offline"] = Field("online", description="W&B mode; offline syncs later.")
     report: bool = Field(True, description="Write the self-contained HTML report at the end of the run.")
+
+    @model_validator(mode="after")
+    def _pass_k_within_samples(self) -> LogConfig:
+        if self.eval_pass_samples and self.eval_pass_k > self.eval_pass_samples:
+            raise ValueError(f"log.eval_pass_k ({self.eval_pass_k}) must be <= log.eval_pass_samples "
+                             f"({self.eval_pass_samples}): pass@k needs at least k samples per prompt")
+        return self
 
 
 class CheckpointConfig(Section):
