@@ -443,7 +443,9 @@ class SFTConfig(Section):
     batch_size: int = Field(64, ge=1, description="Examples per step.")
     lr: float = Field(1e-3, gt=0, description="AdamW learning rate.")
     careless_fraction: float = Field(
-        0.5, ge=0, le=1, description="Share of worked examples the teacher reads left to right (2+2*6=4*6=24)."
+        0.5, ge=0, le=1, description="Share of examples the teacher gets wrong on purpose (arithmetic: read left "
+        "to right, 2+2*6=4*6=24; fn_from_examples: a constant off by one, a flipped sign or a wrong slope)."
     )
     max_new_tokens: int = Field(24, ge=1, description="Generation budget of the held-out evaluation.")
+    max_positions: int = Field(64, ge=8, description="Context length (max_position_embeddings) of the model built.")
     task: TaskConfig = TaskConfig()
