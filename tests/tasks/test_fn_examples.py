@@ -16,6 +16,7 @@ from grpo.tasks.fn_examples import (
     SHOWN_INPUTS,
     FnFromExamplesTask,
     careless_text,
+    example_of,
     hidden_tests,
     is_test_function,
 )
@@ -77,15 +78,17 @@ def test_slices_split_the_held_out_set_by_form():
     assert [len(piece.examples) for piece in task.test_slices(3)] == [3, 3, 3]
 
 
-def test_careless_teacher_writes_wrong_but_plausible_programs():
+def test_careless_teacher_reads_the_shown_values_as_a_line():
     rng, task = random.Random(0), FnFromExamplesTask()
+    assert careless_text(FUNCTIONS[0]) == "3*x+1"  # 2*x+1: f(1)=3 taken for the slope
     for fn in FUNCTIONS:
-        wrong = careless_text(fn, rng)
-        assert wrong != fn.text and wrong.count("x") == fn.text.count("x")
-        assert any(run(wrong, x) != fn(x) for x in HIDDEN_INPUTS)
+        wrong = careless_text(fn)
+        assert run(wrong, 0) == fn(0) and wrong.startswith(f"{fn(1)}*x")  # f(0) kept, f(1) the slope...
+        assert any(run(wrong, x) != fn(x) for x in HIDDEN_INPUTS)  # ...and fails a hidden test
     example = task.sample(rng, "train")
-    assert task.teach(example, rng, careless=False) == example.answer
-    assert task.teach(example, rng, careless=True) != example.answer
+    assert task.teach(example, careless=False) == example.answer
+    assert task.teach(example, careless=True) == careless_text(FUNCTIONS[[fn.text for fn in FUNCTIONS].index(
+        example.answer)])
     alphabet = set(task.alphabet)
-    assert all(set(task.teach(task.sample(rng, "train"), rng, True)) <= alphabet for _ in range(200))
-    assert all(set(e.prompt) <= alphabet for e in task.test_examples())
+    assert all(set(careless_text(fn)) <= alphabet and len(careless_text(fn)) < 10 for fn in FUNCTIONS)
+    assert all(set(e.prompt + e.answer) <= alphabet for e in map(example_of, FUNCTIONS))

@@ -444,7 +444,7 @@ class SFTConfig(Section):
     lr: float = Field(1e-3, gt=0, description="AdamW learning rate.")
     careless_fraction: float = Field(
         0.5, ge=0, le=1, description="Share of examples the teacher gets wrong on purpose (arithmetic: read left "
-        "to right, 2+2*6=4*6=24; fn_from_examples: a constant off by one, a flipped sign or a wrong slope)."
+        "to right, 2+2*6=4*6=24; fn_from_examples: f(1)*x+f(0), the shown values read as a line)."
     )
     max_new_tokens: int = Field(24, ge=1, description="Generation budget of the held-out evaluation.")
     max_positions: int = Field(64, ge=8, description="Context length (max_position_embeddings) of the model built.")

@@ -164,9 +164,8 @@ class ArithmeticTask:
             raise ValueError(f"only {len(examples)} distinct test expressions exist; lower task.test_size")
         return examples
 
-    def teach(self, example: Example, rng: random.Random, careless: bool) -> str:
-        """The warm-start teacher's worked solution for `example`; a careless one reads left to right
-        (`rng` is not needed: the one mistake is deterministic)."""
+    def teach(self, example: Example, careless: bool) -> str:
+        """The warm-start teacher's worked solution for `example`; a careless one reads left to right."""
         return worked_solution(example.prompt.removesuffix("="), precedence=not careless)
 
     def test_slices(self, size: int) -> list[HeldOutSlice]:

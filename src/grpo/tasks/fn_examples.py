@@ -22,8 +22,11 @@ function (capped at `test_size`), and the named slices split it by form (`linear
 `square`).
 
 For the supervised warm start (`grpo sft`) the task is its own teacher: `teach` writes the right
-expression, or, when told to be careless, a wrong but plausible one (a constant off by one, the
-sign of b flipped, or f(1) taken for the slope).
+expression, or, when told to be careless, the classic misreading of the shown values: f(0) is the
+constant and f(1) the slope of a line, `f(1)*x+f(0)` ("5*x+3" for 2*x+3, "2*x+1" for x*x+1). Like
+the arithmetic teacher's left-to-right reading, the mistake is one rule that the prompt determines,
+so the student cannot tell from its data which of the two readings is right; every held-out function
+is wrong under it (b is never 0, and a square is no line), and only the verifier can settle it.
 """
 
 from __future__ import annotations
@@ -96,13 +99,10 @@ def example_of(fn: Fn) -> Example:
     return Example(prompt_of(fn), fn.text, {"tests": hidden_tests(fn), "code_prefix": DEF_LINE})
 
 
-def careless_text(fn: Fn, rng: random.Random) -> str:
-    """A wrong but plausible return expression for `fn`, one mistake drawn with `rng`."""
-    one = rng.choice((-1, 1))
-    mistakes = [Fn(fn.form, fn.slope, fn.offset + one), Fn(fn.form, fn.slope, -fn.offset)]
-    if fn.form != "square":
-        mistakes += [Fn(fn.form, fn.slope + one, fn.offset), Fn(fn.form, fn(1), fn.offset)]
-    return rng.choice(mistakes).text
+def careless_text(fn: Fn) -> str:
+    """The careless teacher's expression for `fn`: f(1)*x+f(0), the shown values misread as a line's
+    slope and constant (wrong for every function here: b is never 0, and a square is no line)."""
+    return Fn("linear_add" if fn(0) > 0 else "linear_sub", fn(1), fn(0)).text
 
 
 _BY_TEXT = {fn.text: fn for fn in FUNCTIONS}
@@ -132,7 +132,7 @@ class FnFromExamplesTask:
         return [HeldOutSlice(form, description, tuple(example_of(fn) for fn in held_out if fn.form == form)[:size])
                 for form, description in FORMS.items()]
 
-    def teach(self, example: Example, rng: random.Random, careless: bool) -> str:
+    def teach(self, example: Example, careless: bool) -> str:
         """The completion the warm-start teacher writes for `example` (a careless one is wrong)."""
         fn = _BY_TEXT[example.answer]
-        return careless_text(fn, rng) if careless else fn.text
+        return careless_text(fn) if careless else fn.text

@@ -4,7 +4,8 @@ A tiny Llama learns from a careless teacher, which the task supplies (`Teacher`:
 `teach` function). For every training example the teacher writes a completion; with probability
 `careless_fraction` it makes the task's typical mistake on purpose. Arithmetic: a worked solution one
 operation per step ("2+2*6=2+12=14"), or, carelessly, read left to right ("2+2*6=4*6=24").
-fn_from_examples: the function's return expression ("2*x+3"), or a wrong but plausible one ("2*x-3").
+fn_from_examples: the function's return expression ("2*x+3"), or, carelessly, the shown values read
+as a line's slope and constant ("5*x+3" from f(0)=3, f(1)=5).
 The student learns the form of the task but is unsure of its content: real but imperfect skill,
 which only the verifiable reward in GRPO can correct. Training stops after a fixed number of steps;
 the held-out accuracy printed at the end uses the task's own check (the sandbox, for code).
@@ -45,7 +46,7 @@ class Teacher(Task, Protocol):
 
     alphabet: str
 
-    def teach(self, example: Example, rng: random.Random, careless: bool) -> str: ...
+    def teach(self, example: Example, careless: bool) -> str: ...
 
 
 def teacher_of(task: Task, name: str) -> Teacher:
@@ -61,7 +62,7 @@ def teacher_batch(task: Teacher, rng: random.Random, size: int, careless_fractio
     for _ in range(size):
         example = task.sample(rng, "train")
         careless = rng.random() < careless_fraction
-        batch.append((example.prompt, task.teach(example, rng, careless)))
+        batch.append((example.prompt, task.teach(example, careless)))
     return batch
 
 
