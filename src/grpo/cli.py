@@ -23,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
                        "a run directory, one of its checkpoint directories, or 'latest' (newest run in log.output_dir)")
     train.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. optim.lr=3e-5")
     evaluate = commands.add_parser("eval", help="greedy held-out accuracy of a model directory")
-    evaluate.add_argument("model", help="model directory (or builtin:arith-warmstart)")
+    evaluate.add_argument("model", help="model directory (or builtin:arith-warmstart, builtin:code-warmstart)")
     evaluate.add_argument("--config", type=Path, help="YAML config whose task section is used")
     evaluate.add_argument("overrides", nargs="*", help="dotted key=value overrides of the config")
     sft = commands.add_parser("sft", help="supervised warm start of the tiny model (reproduces the default base)")

@@ -53,7 +53,8 @@ class LoraSettings(Section):
 
 
 class ModelConfig(Section):
-    path: str = Field(BUILTIN_MODEL, description="Hugging Face model directory, or builtin:arith-warmstart.")
+    path: str = Field(BUILTIN_MODEL, description="Hugging Face model directory, or a built-in "
+                      "model: builtin:arith-warmstart (arithmetic), builtin:code-warmstart (fn_from_examples).")
     dtype: Literal["float32", "bfloat16", "float16"] = Field(
         "float32", description="Parameter dtype; keep float32 on CPUs (bf16 matmuls are far slower there)."
     )
@@ -86,7 +87,7 @@ class SandboxSettings(Section):
 class TaskConfig(Section):
     name: Literal["arithmetic", "gsm8k", "math", "countdown", "files", "code", "fn_from_examples"] = Field(
         "arithmetic", description="Which task supplies prompts and answers (files: your own dataset; "
-        "fn_from_examples: the built-in code task)."
+        "code: programs graded in the sandbox; fn_from_examples: the built-in code task)."
     )
     min_ops: int = Field(2, ge=1, le=6, description="Fewest operators in an arithmetic expression.")
     max_ops: int = Field(3, ge=1, le=6, description="Most operators in an arithmetic expression.")
