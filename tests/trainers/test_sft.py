@@ -66,3 +66,9 @@ def test_bad_settings_fail_in_one_line_naming_the_key(overrides, message, tmp_pa
     assert message in err and err.count("\n") == 1
     with pytest.raises(UserError):
         run_sft(validate_section(SFTConfig, {"task": {"name": "countdown"}}))
+
+
+def test_arithmetic_alphabet_is_the_shipped_tokenizers():
+    from grpo.models.tiny import ARITHMETIC_CHARS
+
+    assert ArithmeticTask.alphabet == ARITHMETIC_CHARS  # builtin:arith-warmstart is rebuilt unchanged
