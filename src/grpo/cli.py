@@ -23,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
                        "a run directory, one of its checkpoint directories, or 'latest' (newest run in log.output_dir)")
     train.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. optim.lr=3e-5")
     evaluate = commands.add_parser("eval", help="greedy held-out accuracy of a model directory")
-    evaluate.add_argument("model", help="model directory (or builtin:arith-warmstart)")
+    evaluate.add_argument("model", help="model directory (or builtin:arith-warmstart, builtin:code-warmstart)")
     evaluate.add_argument("--config", type=Path, help="YAML config whose task section is used")
     evaluate.add_argument("overrides", nargs="*", help="dotted key=value overrides of the config")
     sft = commands.add_parser("sft", help="supervised warm start of the tiny model (reproduces the default base)")
@@ -102,6 +102,7 @@ def _train(args: argparse.Namespace) -> int:
     dist.print0(
         f"held-out greedy accuracy: base {result.base_accuracy:.3f} -> final {result.final_accuracy:.3f} "
         f"({gain:+.1f} points, {ratio:.2f}x) after {result.steps} steps in {result.train_seconds:.0f} s"
+        + _pass_rates(result.base_scores, result.final_scores)
     )
     _print_slices(config, result.base_scores, result.final_scores)
     if result.checkpoint is not None:
@@ -110,6 +111,16 @@ def _train(args: argparse.Namespace) -> int:
         if report.is_file():
             dist.print0(f"report: {report}  (TensorBoard: tensorboard --logdir {result.checkpoint.parent})")
     return 0
+
+
+def _pass_rates(base: dict[str, float] | None, final: dict[str, float] | None) -> str:
+    """"; sampled pass@1 0.342 -> 0.952, pass@8 ..." when the run logged sampled pass rates, else ""."""
+    from grpo.trainers.evaluate import PASS_PREFIX
+
+    keys = sorted((key for key in (final or {}) if key.startswith(PASS_PREFIX) and key in (base or {})),
+                  key=lambda key: int(key.removeprefix(PASS_PREFIX)))
+    parts = [f"{key.removeprefix('eval_')} {base[key]:.3f} -> {final[key]:.3f}" for key in keys]
+    return "; sampled " + ", ".join(parts) if parts else ""
 
 
 def _print_slices(config: object, base: dict[str, float] | None, final: dict[str, float] | None) -> None:
@@ -133,7 +144,8 @@ def _eval(args: argparse.Namespace) -> int:
     from grpo.models.load import load_policy, load_tokenizer, resolve_device, resolve_model_path
     from grpo.tasks.api import held_out_slices
     from grpo.trainers.checks import checked_task_setup
-    from grpo.trainers.evaluate import ACCURACY_KEY, HeldOutEvaluator, slice_table
+    from grpo.trainers.evaluate import ACCURACY_KEY, PASS_PREFIX, HeldOutEvaluator, slice_table
+    from grpo.trainers.train import sampled_pass
 
     config = load_config(args.config, [*args.overrides, f"model.path={args.model}"])
     path = resolve_model_path(config.model.path)
@@ -142,8 +154,12 @@ def _eval(args: argparse.Namespace) -> int:
     model = load_policy(path, config.model.dtype, resolve_device(config.model.device))
     examples = setup.task.test_examples()
     slices = held_out_slices(setup.task, config.task.slice_size)
-    scores = HeldOutEvaluator(model, tokenizer, examples, slices, config.rollout.max_new_tokens, setup.check)()
+    scores = HeldOutEvaluator(model, tokenizer, examples, slices, config.rollout.max_new_tokens, setup.check,
+                              pass_rates=sampled_pass(config))()
     print(f"greedy accuracy on {len(examples)} held-out prompts: {scores[ACCURACY_KEY]:.3f}")
+    for key in sorted(key for key in scores if key.startswith(PASS_PREFIX)):
+        print(f"sampled {key.removeprefix('eval_')} ({config.log.eval_pass_samples} samples a prompt): "
+              f"{scores[key]:.3f}")
     if slices:
         print("per slice:\n" + slice_table(slices, scores, label="acc"))
     return 0

@@ -29,7 +29,7 @@ CONFIG_CASES = [
     (["guards.reward_strict=maybe"], "config key 'guards.reward_strict': Input should be a valid boolean, unable to "
                                      "interpret input (got 'maybe')"),
     (["task.name=gsm9k"], "config key 'task.name': Input should be 'arithmetic', 'gsm8k', 'math', 'countdown', "
-                          "'files' or 'code' (got 'gsm9k')"),
+                          "'files', 'code' or 'fn_from_examples' (got 'gsm9k')"),
     (["model.dtype=float64"], "config key 'model.dtype': Input should be 'float32', 'bfloat16' or 'float16' "
                               "(got 'float64')"),
     (["optim.betas=[0.9]"], "config key 'optim.betas.1': Field required (got [0.9])"),

@@ -1,5 +1,6 @@
 """The example configs are complete but for model and data paths: with tiny local stand-ins for those
-(and sizes shrunk for a CPU), each one trains for a step as written."""
+(and sizes shrunk for a CPU), each one trains for a step as written. code-tiny.yaml needs no stand-in:
+it runs on the shipped warm start, shortened to a few steps."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from grpo.cli import main
 from grpo.config import load_config
+from grpo.config.schema import SandboxSettings
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SHRINK = ["rollout.group_size=2", "rollout.prompts_per_step=2", "rollout.max_new_tokens=8", "optim.steps=1",
@@ -20,9 +22,14 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_examples_exist_and_validate():
     names = sorted(path.name for path in EXAMPLES.glob("*.yaml"))
-    assert names == ["codecontests-qwen2.5-coder-1.5b-instruct.yaml", "countdown-qwen2.5-3b-instruct.yaml",
-                     "gsm8k-qwen2.5-0.5b-instruct.yaml", "humaneval-qwen2.5-coder-1.5b-instruct.yaml"]
-    for name in names:
+    assert names == ["code-tiny.yaml", "codecontests-qwen2.5-coder-1.5b-instruct.yaml",
+                     "countdown-qwen2.5-3b-instruct.yaml", "gsm8k-qwen2.5-0.5b-instruct.yaml",
+                     "humaneval-qwen2.5-coder-1.5b-instruct.yaml"]
+    tiny = load_config(EXAMPLES / "code-tiny.yaml")
+    assert tiny.task.name == "fn_from_examples" and tiny.model.path == "builtin:code-warmstart"
+    assert tiny.log.eval_pass_samples >= tiny.log.eval_pass_k > 1
+    assert tiny.task.sandbox.minimum == SandboxSettings().minimum  # the full sandbox
+    for name in names[1:]:
         config = load_config(EXAMPLES / name)
         assert config.model.lora is not None and config.task.chat
         assert config.task.template == ("code" if name.startswith("humaneval") else "r1")
@@ -80,3 +87,23 @@ def test_code_examples_run_with_local_stand_ins(tmp_path, tiny_qwen2_dir, exampl
                  f"log.output_dir={tmp_path}", "log.run_name=code"])
     assert code == 0
     assert "reward/code" in (tmp_path / "code" / "metrics.jsonl").read_text()
+
+
+@pytest.mark.slow
+def test_code_tiny_example_runs_a_few_steps_with_pass_at_k(tmp_path, capsys):
+    from grpo.sandbox.pool import probed_host
+
+    if len(probed_host().layers) < 4:
+        pytest.skip(f"full isolation unavailable here ({probed_host().describe()})")
+    code = main(["train", "--config", str(EXAMPLES / "code-tiny.yaml"), "optim.steps=2", "rollout.prompts_per_step=4",
+                 "rollout.group_size=4", "task.test_size=6", "task.slice_size=2", "log.eval_every=0",
+                 "log.eval_pass_samples=4", "log.eval_pass_k=4", "log.progress=false", "log.report=false",
+                 "log.tensorboard=false", f"log.output_dir={tmp_path}", "log.run_name=code-tiny"])
+    assert code == 0
+    rows = [json.loads(line) for line in (tmp_path / "code-tiny" / "metrics.jsonl").read_text().splitlines()]
+    first, last = rows[0], rows[-1]
+    for row in (first, last):
+        assert {"eval_accuracy", "eval_pass@1", "eval_pass@4", "eval/linear_add", "eval/square"} <= set(row)
+    assert "reward/code" in last
+    summary = capsys.readouterr().out
+    assert "held-out greedy accuracy" in summary and "sampled pass@1" in summary and "pass@4" in summary

@@ -77,3 +77,40 @@ def test_persistent_sandbox_errors_stop_the_run(broken_pool):
     guard.score(reward, "code", ["print(1)"], {"tests": [STDIO]})
     with pytest.raises(RewardAbort, match=r"code sandbox failed for 100% of a batch in 2 calls in a row"):
         guard.score(reward, "code", ["print(1)"], {"tests": [STDIO]})
+
+
+FN_TESTS = json.dumps({"entry_point": "f", "cases": [{"input": [x], "output": 2 * x + 3} for x in (2, 3, 4, 6, 9)]})
+DEF_LINE = "def f(x):return "
+
+
+def test_code_prefix_is_prepended_to_the_completion(pool):
+    reward = CodeReward(pool=pool)
+    completions = ["2*x+3", "2*x-3", "x+x+3", "(", "3"]
+    scores = reward(completions, tests=[FN_TESTS] * 5, code_prefix=[DEF_LINE] * 5)
+    assert scores == [1.0, 0.0, 1.0, 0.0, 0.0]  # right, wrong sign, right another way, syntax error, a constant
+    assert reward(["2*x+3"], tests=[FN_TESTS]) == [0.0]  # without the prefix it is no function at all
+
+
+class CountingPool:
+    """A pool that counts the executions it runs (everything else is the real pool's)."""
+
+    def __init__(self, pool: SandboxPool) -> None:
+        self.inner, self.executions = pool, 0
+
+    def execute(self, job, limits=None):
+        self.executions += 1
+        return self.inner.execute(job, limits)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_identical_programs_in_one_call_run_once(pool):
+    counting = CountingPool(pool)
+    reward = CodeReward(pool=counting)
+    other = FN_TESTS.replace('"output": 7', '"output": 8')
+    completions = ["2*x+3", "2*x+3", "2*x-3", "2*x+3", "2*x+3"]
+    tests = [FN_TESTS, FN_TESTS, FN_TESTS, FN_TESTS, other]
+    scores = reward(completions, tests=tests, code_prefix=[DEF_LINE] * 5)
+    assert scores == [1.0, 1.0, 0.0, 1.0, 0.8]
+    assert counting.executions == 3  # (2*x+3, tests), (2*x-3, tests), (2*x+3, other tests)

@@ -4,6 +4,7 @@ This package imports only torch and the standard library. Importing it imports e
 so the registries are complete: ``ADVANTAGE_ESTIMATORS``, ``RATIO_LEVELS``, ``POLICY_LOSSES``,
 ``KL_ESTIMATORS``, ``LOSS_AGGREGATIONS``, ``PREFERENCE_LOSSES``, ``KL_PLACEMENTS``,
 ``OVERLONG_POLICIES``, ``ROLLOUT_CORRECTIONS`` and ``ROLLOUT_CORRECTION_LEVELS`` map config names to functions.
+``pass_at_k`` is the held-out evaluation's unbiased pass@k estimator.
 """
 
 from grpo.algo import (
@@ -12,6 +13,7 @@ from grpo.algo import (
     gae,
     kl,
     masked,
+    pass_rate,
     policy_loss,
     preference,
     ratio,
@@ -25,6 +27,7 @@ from grpo.algo.aggregate import LossNormalizer
 from grpo.algo.gae import gae_advantages_and_returns
 from grpo.algo.kl import masked_kl
 from grpo.algo.masked import masked_mean, masked_sum, masked_whiten
+from grpo.algo.pass_rate import pass_at_k
 from grpo.algo.policy_loss import PolicyLossOutput, PolicyLossStats, clipped_surrogate_objective
 from grpo.algo.preference import PreferenceStats
 from grpo.algo.registry import (
@@ -88,6 +91,8 @@ __all__ = [
     "masked_mean",
     "masked_sum",
     "masked_whiten",
+    "pass_at_k",
+    "pass_rate",
     "policy_loss",
     "ppo_token_rewards",
     "preference",

@@ -53,7 +53,8 @@ class LoraSettings(Section):
 
 
 class ModelConfig(Section):
-    path: str = Field(BUILTIN_MODEL, description="Hugging Face model directory, or builtin:arith-warmstart.")
+    path: str = Field(BUILTIN_MODEL, description="Hugging Face model directory, or a built-in "
+                      "model: builtin:arith-warmstart (arithmetic), builtin:code-warmstart (fn_from_examples).")
     dtype: Literal["float32", "bfloat16", "float16"] = Field(
         "float32", description="Parameter dtype; keep float32 on CPUs (bf16 matmuls are far slower there)."
     )
@@ -84,8 +85,9 @@ class SandboxSettings(Section):
 
 
 class TaskConfig(Section):
-    name: Literal["arithmetic", "gsm8k", "math", "countdown", "files", "code"] = Field(
-        "arithmetic", description="Which task supplies prompts and answers (files: your own dataset)."
+    name: Literal["arithmetic", "gsm8k", "math", "countdown", "files", "code", "fn_from_examples"] = Field(
+        "arithmetic", description="Which task supplies prompts and answers (files: your own dataset; "
+        "code: programs graded in the sandbox; fn_from_examples: the built-in code task)."
     )
     min_ops: int = Field(2, ge=1, le=6, description="Fewest operators in an arithmetic expression.")
     max_ops: int = Field(3, ge=1, le=6, description="Most operators in an arithmetic expression.")
@@ -325,6 +327,10 @@ class LogConfig(Section):
                                  "evaluations (the base and final ones use all of task.slice_size).")
     forgetting_points: float = Field(3.0, ge=0, description="Flag a slice whose final accuracy ends more than "
                                      "this many points below the base's.")
+    eval_pass_samples: int = Field(0, ge=0, description="Completions sampled per held-out prompt (at the "
+                                   "rollout's temperature) for eval_pass@1 and eval_pass@k at the start and end "
+                                   "(0: off).")
+    eval_pass_k: int = Field(8, ge=1, description="The k of eval_pass@k (at most log.eval_pass_samples).")
     samples_every: int = Field(25, ge=1, description="Write sample completions every N steps, and the loss "
                                "inputs of the step for `grpo explain` (`explain/step-N.pt`, GRPO).")
     progress: bool = Field(True, description="Show the live progress bar.")
@@ -333,6 +339,13 @@ class LogConfig(Section):
     wandb_project: str = Field("grpo", description="W&B project name.")
     wandb_mode: Literal["online", "offline"] = Field("online", description="W&B mode; offline syncs later.")
     report: bool = Field(True, description="Write the self-contained HTML report at the end of the run.")
+
+    @model_validator(mode="after")
+    def _pass_k_within_samples(self) -> LogConfig:
+        if self.eval_pass_samples and self.eval_pass_k > self.eval_pass_samples:
+            raise ValueError(f"log.eval_pass_k ({self.eval_pass_k}) must be <= log.eval_pass_samples "
+                             f"({self.eval_pass_samples}): pass@k needs at least k samples per prompt")
+        return self
 
 
 class CheckpointConfig(Section):
@@ -431,7 +444,9 @@ class SFTConfig(Section):
     batch_size: int = Field(64, ge=1, description="Examples per step.")
     lr: float = Field(1e-3, gt=0, description="AdamW learning rate.")
     careless_fraction: float = Field(
-        0.5, ge=0, le=1, description="Share of worked examples the teacher reads left to right (2+2*6=4*6=24)."
+        0.5, ge=0, le=1, description="Share of examples the teacher gets wrong on purpose (arithmetic: read left "
+        "to right, 2+2*6=4*6=24; fn_from_examples: f(1)*x+f(0), the shown values read as a line)."
     )
     max_new_tokens: int = Field(24, ge=1, description="Generation budget of the held-out evaluation.")
+    max_positions: int = Field(64, ge=8, description="Context length (max_position_embeddings) of the model built.")
     task: TaskConfig = TaskConfig()

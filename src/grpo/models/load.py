@@ -30,7 +30,8 @@ def resolve_model_path(path: str) -> Path:
         name = path.removeprefix(BUILTIN_PREFIX)
         resolved = Path(str(resources.files("grpo.models").joinpath("assets", name)))
         if not (resolved / "config.json").is_file():
-            raise UserError(f"model.path: no built-in model named {name!r} (try builtin:arith-warmstart)")
+            raise UserError(f"model.path: no built-in model named {name!r} (built-in: builtin:arith-warmstart, "
+                            "builtin:code-warmstart)")
         return resolved
     resolved = Path(path).expanduser()
     if not (resolved / "config.json").is_file():

@@ -3,7 +3,10 @@
 `extract_code` takes the program out of a completion: the inside of R1 `<answer>` tags when present,
 then the last fenced code block (```python or plain ```), else the whole text. `CodeReward` grades
 every completion against its row's tests (the `tests` column: a JSON object in either format of
-`grpo.sandbox.tests_format`) on a sandbox pool, in parallel up to the pool's size. The score is the
+`grpo.sandbox.tests_format`) on a sandbox pool, in parallel up to the pool's size. A row with a
+`code_prefix` column (code its prompt already opened, such as "def f(x):return ") is graded as that
+prefix followed by the completion. Identical programs with identical tests in one call are graded
+once (a group of G samples often repeats itself) and share the grade. The score is the
 share of tests passed (`partial_credit`) or 1/0. A completion whose grading met a sandbox error
 scores None, which leaves the group's baseline instead of counting as a wrong program; when more
 than `max_error_share` of a batch meets sandbox errors for `max_error_steps` calls in a row, the
@@ -58,7 +61,19 @@ def _suite(tests: str) -> Suite:
 
 def suite_of(tests: object) -> Suite:
     """The parsed suite of a `tests` column value (a JSON string or an object)."""
-    return _suite(tests if isinstance(tests, str) else json.dumps(tests, sort_keys=True))
+    return _suite(_tests_key(tests))
+
+
+def program_of(completion: str, code_prefix: object = None) -> str:
+    """The program a completion stands for: with a `code_prefix` (the code its prompt opened, e.g.
+    "def f(x):return "), that prefix followed by the completion as written; else `extract_code`."""
+    if code_prefix:
+        return str(code_prefix) + completion
+    return extract_code(completion)
+
+
+def _tests_key(tests: object) -> str:
+    return tests if isinstance(tests, str) else json.dumps(tests, sort_keys=True)
 
 
 class CodeReward:
@@ -82,16 +97,23 @@ class CodeReward:
         """The sandbox pool for these settings, started (and its layers checked) on first use, then shared."""
         return self._pool if self._pool is not None else shared_pool(*self._options)
 
-    def __call__(self, completions: list[str], tests: Sequence[object], **_: Sequence[object]) -> list[float | None]:
+    def __call__(self, completions: list[str], tests: Sequence[object],
+                 code_prefix: Sequence[object] | None = None, **_: Sequence[object]) -> list[float | None]:
+        """One score per completion; identical (program, tests) pairs are graded once and share it."""
         grader = Grader(self.pool, partial_credit=self.partial_credit)
-        programs = [extract_code(text) for text in completions]
+        prefixes = code_prefix if code_prefix is not None else [None] * len(completions)
+        keys = [(program_of(text, prefix), _tests_key(value)) for text, prefix, value in
+                zip(completions, prefixes, tests)]
+        distinct = list(dict.fromkeys(keys))  # first occurrences, in order
         suites = []
-        for value in tests:
+        for _, value in distinct:
             try:
                 suites.append(suite_of(value))
             except SuiteFormatError as error:
                 raise ValueError(f"a row's tests are malformed: {error}") from None
-        grades = self.pool.parallel(grader.grade, programs, suites)
+        graded = self.pool.parallel(grader.grade, [program for program, _ in distinct], suites)
+        grade_of = dict(zip(distinct, graded))
+        grades = [grade_of[key] for key in keys]
         scores = [grade.score for grade in grades]
         self._watch_errors(scores, grades)
         return scores

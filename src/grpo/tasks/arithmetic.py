@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass
+from typing import ClassVar
 
 from grpo.tasks.api import Example, HeldOutSlice, distinct_examples
 from grpo.tasks.slices import Kind, arithmetic_slice_specs, build_slice, mean_slice
@@ -141,6 +142,7 @@ class ArithmeticTask:
     paren_prob: float = 0.3
     precedence_only: bool = True
     test_size: int = 200
+    alphabet: ClassVar[str] = "0123456789+-*()= "  # every character of a prompt or a worked solution
 
     def sample(self, rng: random.Random, split: str) -> Example:
         """One example from `split` ("train" or "test"), drawn with `rng`."""
@@ -161,6 +163,10 @@ class ArithmeticTask:
         if len(examples) < self.test_size:
             raise ValueError(f"only {len(examples)} distinct test expressions exist; lower task.test_size")
         return examples
+
+    def teach(self, example: Example, careless: bool) -> str:
+        """The warm-start teacher's worked solution for `example`; a careless one reads left to right."""
+        return worked_solution(example.prompt.removesuffix("="), precedence=not careless)
 
     def test_slices(self, size: int) -> list[HeldOutSlice]:
         """The named held-out slices (`grpo.tasks.slices`), up to `size` distinct expressions each."""

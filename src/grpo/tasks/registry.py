@@ -27,6 +27,7 @@ from grpo.tasks.api import Example, Task
 from grpo.tasks.arithmetic import ArithmeticTask
 from grpo.tasks.code import code_spec, prompt_column
 from grpo.tasks.files import ListTask, split_holdout
+from grpo.tasks.fn_examples import FnFromExamplesTask
 from grpo.tasks.prompts import PromptFormat
 from grpo.tasks.validate import (
     Field,
@@ -148,11 +149,8 @@ def _files(config: TaskConfig, tokenizer: PreTrainedTokenizerBase | None, budget
     return TaskSetup(task, _rewards(math_answer, prompts), math_answer)
 
 
-def _code(config: TaskConfig, tokenizer: PreTrainedTokenizerBase | None, budget: PromptBudget | None) -> TaskSetup:
-    """Programs graded in the sandbox: training scores the share of tests passed, accuracy needs all."""
-    prompts = _prompt_format(config, "code", tokenizer)
-    column = prompt_column(config.train_path, config.split, config.columns)
-    task = _dataset(config, code_spec(column, prompts.render), budget)
+def _code_setup(config: TaskConfig, task: Task, r1_format_reward: bool) -> TaskSetup:
+    """`task` graded in the sandbox: training scores the share of tests passed, accuracy needs all."""
     box = config.sandbox
     shared_pool(Limits(timeout_s=box.timeout_s, memory_mb=box.memory_mb), box.workers, box.minimum)  # checked now
     options = dict(limits=Limits(timeout_s=box.timeout_s, memory_mb=box.memory_mb), workers=box.workers,
@@ -160,9 +158,23 @@ def _code(config: TaskConfig, tokenizer: PreTrainedTokenizerBase | None, budget:
     reward = CodeReward(partial_credit=box.partial_credit, **options)
     check = CodeReward(partial_credit=False, name="code_all_passed", **options)
     rewards = [WeightedReward("code", reward, 1.0)]
-    if prompts.template == "r1":
+    if r1_format_reward:
         rewards.append(WeightedReward("r1_format", r1_format, FORMAT_WEIGHT))
     return TaskSetup(task, rewards, check)
+
+
+def _code(config: TaskConfig, tokenizer: PreTrainedTokenizerBase | None, budget: PromptBudget | None) -> TaskSetup:
+    """Programs from a dataset file, graded in the sandbox."""
+    prompts = _prompt_format(config, "code", tokenizer)
+    column = prompt_column(config.train_path, config.split, config.columns)
+    task = _dataset(config, code_spec(column, prompts.render), budget)
+    return _code_setup(config, task, prompts.template == "r1")
+
+
+def _fn_from_examples(config: TaskConfig, tokenizer: PreTrainedTokenizerBase | None, budget: PromptBudget | None
+                      ) -> TaskSetup:
+    """The built-in code task: one-line functions from three of their values, graded in the sandbox."""
+    return _code_setup(config, FnFromExamplesTask(config.test_size), False)
 
 
 def _countdown_spec(config: TaskConfig, prompts: PromptFormat) -> RowSpec:
@@ -199,6 +211,7 @@ TASK_BUILDERS: dict[str, TaskBuilder] = {
     "files": _files,
     "countdown": _countdown,
     "code": _code,
+    "fn_from_examples": _fn_from_examples,
 }
 
 

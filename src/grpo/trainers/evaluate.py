@@ -1,4 +1,5 @@
-"""Greedy held-out accuracy: the number a run reports as "accuracy", overall and per named slice."""
+"""Greedy held-out accuracy: the number a run reports as "accuracy", overall and per named slice; and,
+when asked for, the sampled pass@1 and pass@k of the held-out set (`grpo.algo.pass_at_k`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from grpo.algo import pass_at_k
 from grpo.rewards.api import exact_answer
 from grpo.rewards.guard import RewardGuard
 from grpo.rollout import SamplingParams, generate
@@ -67,6 +69,46 @@ def _scores(check: Callable[..., list[float | None]], guard: RewardGuard | None,
 
 ACCURACY_KEY = "eval_accuracy"
 SLICE_PREFIX = "eval/"  # metric key of a slice: eval/<name>
+PASS_PREFIX = "eval_pass@"  # metric keys of the sampled pass rates: eval_pass@1, eval_pass@<k>
+
+
+@dataclass(frozen=True)
+class PassAtK:
+    """Sampled pass rates of the held-out set: `samples` (n) completions per prompt drawn with `params`
+    from a generator seeded with `seed` (the same draws at every evaluation), pass@1 and pass@`k`."""
+
+    samples: int
+    k: int
+    params: SamplingParams
+    seed: int = 0
+
+
+def sampled_pass_rates(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    examples: list[Example],
+    spec: PassAtK,
+    check: Callable[..., list[float | None]] = exact_answer,
+    guard: RewardGuard | None = None,
+    batch_size: int = 1024,
+) -> dict[str, float]:
+    """{"eval_pass@1": ..., "eval_pass@<k>": ...}: the mean over `examples` of the unbiased estimator
+    (`grpo.algo.pass_at_k`) from n sampled completions per prompt; a sample passes when `check` gives 1.0."""
+    generator = torch.Generator(device=next(model.parameters()).device)
+    generator.manual_seed(spec.seed)
+    per_pass = max(1, batch_size // spec.samples)  # prompts per generation pass
+    counts: list[int] = []
+    for start in range(0, len(examples), per_pass):
+        chunk = examples[start : start + per_pass]
+        batch = generate(model, [tokenizer(example.prompt)["input_ids"] for example in chunk],
+                         group_size=spec.samples, params=spec.params, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, generator=generator)
+        texts = tokenizer.batch_decode(batch.completion_ids, skip_special_tokens=True)  # N = len(chunk) * n
+        scores = _scores(check, guard, texts, reward_columns(chunk, repeat=spec.samples))
+        passed = [value is not None and value >= 1.0 for value in scores]
+        counts += [sum(passed[i : i + spec.samples]) for i in range(0, len(passed), spec.samples)]
+    correct = torch.tensor(counts, dtype=torch.long)  # (B,)
+    return {f"{PASS_PREFIX}{k}": float(pass_at_k(correct, spec.samples, k).mean()) for k in sorted({1, spec.k})}
 
 
 @dataclass
@@ -88,9 +130,11 @@ class HeldOutEvaluator:
     autocast: Callable[[], AbstractContextManager] = nullcontext
     batch_size: int = 1024  # greedy rows per pass: on CPU, 4x the training micro-batch is about 1.5x faster
     guard: RewardGuard | None = None  # the run's reward guard: the check runs isolated like the rewards
+    pass_rates: PassAtK | None = None  # sampled pass@1 and pass@k of `examples`, in full evaluations only
 
     def __call__(self, full: bool = True) -> dict[str, float]:
-        """{"eval_accuracy": overall, "eval/<slice>": accuracy, ...} of the model as it is now."""
+        """{"eval_accuracy": overall, "eval/<slice>": accuracy, ...} of the model as it is now, and in a
+        full evaluation with `pass_rates` set, "eval_pass@1" and "eval_pass@<k>" too."""
         limit = None if full else self.quick_size
         parts = [("", self.examples)] + [(s.name, list(s.examples[:limit])) for s in self.slices]
         distinct = list({example.prompt: example for _, chunk in parts for example in chunk}.values())
@@ -107,6 +151,10 @@ class HeldOutEvaluator:
             if piece.parts:  # a mean of other slices, every part weighing the same
                 parts = [scores[SLICE_PREFIX + part] for part in piece.parts]
                 scores[SLICE_PREFIX + piece.name] = sum(parts) / len(parts)
+        if full and self.pass_rates is not None:
+            with self.autocast():
+                scores.update(sampled_pass_rates(self.model, self.tokenizer, self.examples, self.pass_rates,
+                                                 self.check, self.guard, self.batch_size))
         return scores
 
 

@@ -1,10 +1,14 @@
-"""`grpo sft`: the supervised warm start behind the default base policy.
+"""`grpo sft`: the supervised warm start behind the built-in base policies.
 
-A tiny Llama learns from a careless teacher. For every training expression the teacher writes a
-worked solution, one operation per step ("2+2*6=2+12=14"); with probability `careless_fraction` it
-reads the expression left to right instead ("2+2*6=4*6=24"). The student therefore learns to work
-expressions out step by step but is unsure which operation comes first: real but imperfect skill,
-which only the verifiable reward in GRPO can correct. Training stops after a fixed number of steps.
+A tiny Llama learns from a careless teacher, which the task supplies (`Teacher`: its characters and a
+`teach` function). For every training example the teacher writes a completion; with probability
+`careless_fraction` it makes the task's typical mistake on purpose. Arithmetic: a worked solution one
+operation per step ("2+2*6=2+12=14"), or, carelessly, read left to right ("2+2*6=4*6=24").
+fn_from_examples: the function's return expression ("2*x+3"), or, carelessly, the shown values read
+as a line's slope and constant ("5*x+3" from f(0)=3, f(1)=5).
+The student learns the form of the task but is unsure of its content: real but imperfect skill,
+which only the verifiable reward in GRPO can correct. Training stops after a fixed number of steps;
+the held-out accuracy printed at the end uses the task's own check (the sandbox, for code).
 """
 
 from __future__ import annotations
@@ -14,14 +18,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from grpo.config.schema import SFTConfig
+from grpo.errors import UserError
 from grpo.models.tiny import build_char_tokenizer, build_tiny_llama
 from grpo.run.checkpoint import save_model_atomic
-from grpo.tasks.arithmetic import ArithmeticTask, worked_solution
+from grpo.tasks.api import Example, Task
+from grpo.tasks.registry import build_task_setup
 from grpo.trainers.evaluate import greedy_accuracy
 from grpo.trainers.setup import build_task
 
@@ -32,16 +39,40 @@ class SFTResult:
     output: Path
 
 
-def teacher_batch(
-    task: ArithmeticTask, rng: random.Random, size: int, careless_fraction: float
-) -> list[tuple[str, str]]:
+@runtime_checkable
+class Teacher(Task, Protocol):
+    """A task that can warm-start a character-level model: every character its prompts and completions
+    use, and the completion its teacher writes for an example (a wrong one when `careless`)."""
+
+    alphabet: str
+
+    def teach(self, example: Example, careless: bool) -> str: ...
+
+
+def teacher_of(task: Task, name: str) -> Teacher:
+    """`task` as a `Teacher`, or a one-line error naming `task.name` when it has no teacher."""
+    if not isinstance(task, Teacher):
+        raise UserError(f"task.name: grpo sft has no teacher for task {name!r}; use arithmetic or fn_from_examples")
+    return task
+
+
+def teacher_batch(task: Teacher, rng: random.Random, size: int, careless_fraction: float) -> list[tuple[str, str]]:
     """(prompt, completion) pairs written by the careless teacher."""
     batch = []
     for _ in range(size):
         example = task.sample(rng, "train")
-        careful = rng.random() >= careless_fraction
-        batch.append((example.prompt, worked_solution(example.prompt[:-1], precedence=careful)))
+        careless = rng.random() < careless_fraction
+        batch.append((example.prompt, task.teach(example, careless)))
     return batch
+
+
+def check_positions(tokenizer: PreTrainedTokenizerBase, examples: list[Example], max_new_tokens: int,
+                    max_positions: int) -> None:
+    """Every held-out prompt plus `max_new_tokens` must fit the model's `max_positions`."""
+    longest = max(len(tokenizer(example.prompt)["input_ids"]) for example in examples)
+    if longest + max_new_tokens > max_positions:
+        raise UserError(f"max_positions ({max_positions}) is too short: prompts of up to {longest} tokens plus "
+                        f"max_new_tokens ({max_new_tokens}) need {longest + max_new_tokens}; raise max_positions")
 
 
 def completion_only_loss(
@@ -63,12 +94,15 @@ def completion_only_loss(
 
 
 def run_sft(config: SFTConfig, log_every: int = 100) -> SFTResult:
-    """Train a tiny Llama from scratch on teacher solutions and save it with its tokenizer."""
+    """Train a tiny Llama from scratch on teacher completions and save it with its tokenizer."""
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
-    task = build_task(config.task)
-    tokenizer = build_char_tokenizer()
-    model = build_tiny_llama(tokenizer, seed=config.seed).train()
+    setup = build_task_setup(config.task)
+    task = teacher_of(setup.task, config.task.name)
+    tokenizer = build_char_tokenizer(task.alphabet)
+    examples = task.test_examples()
+    check_positions(tokenizer, examples, config.max_new_tokens, config.max_positions)
+    model = build_tiny_llama(tokenizer, max_positions=config.max_positions, seed=config.seed).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
     for step in range(1, config.steps + 1):
         pairs = teacher_batch(task, rng, config.batch_size, config.careless_fraction)
@@ -78,7 +112,7 @@ def run_sft(config: SFTConfig, log_every: int = 100) -> SFTResult:
         optimizer.step()
         if step % log_every == 0 or step == config.steps:
             print(f"sft step {step}/{config.steps}  loss {loss.item():.4f}", flush=True)
-    accuracy = greedy_accuracy(model, tokenizer, task.test_examples(), config.max_new_tokens).accuracy
+    accuracy = greedy_accuracy(model, tokenizer, examples, config.max_new_tokens, check=setup.check).accuracy
     output = save_model_atomic(model, tokenizer, Path(config.output))
     return SFTResult(accuracy=accuracy, output=output)
 
@@ -96,7 +130,7 @@ def supervised_baseline(config: SFTConfig, model_path: str, evaluate_model: Call
 
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
-    task = build_task(config.task)
+    task = teacher_of(build_task(config.task), config.task.name)
     path = resolve_model_path(model_path)
     tokenizer = load_tokenizer(path)
     model = load_policy(path, "float32", torch.device("cpu")).train()

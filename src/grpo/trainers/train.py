@@ -16,10 +16,11 @@ from grpo.models.load import load_tokenizer, resolve_model_path
 from grpo.models.value_head import build_value_model, critic_owns_backbone
 from grpo.rewards.combine import single
 from grpo.rewards.guard import RewardGuard
+from grpo.rollout import SamplingParams
 from grpo.tasks.api import Task, held_out_slices
 from grpo.trainers.checks import StepWatch, checked_task_setup, preflight
 from grpo.trainers.data import PromptStream, rank_share
-from grpo.trainers.evaluate import HeldOutEvaluator
+from grpo.trainers.evaluate import HeldOutEvaluator, PassAtK
 from grpo.trainers.explain_log import with_explain_log
 from grpo.trainers.loop import TrainResult, run_loop
 from grpo.trainers.methods import METHODS, count_models, with_reference_refresh
@@ -40,6 +41,17 @@ def evaluation_context(models: Models) -> Iterator[None]:
     """Where held-out evaluation runs: the run's autocast, with the full weights gathered under FSDP2."""
     with models.autocast(), gathered(models.policy):
         yield
+
+
+def sampled_pass(config: RunConfig) -> PassAtK | None:
+    """The sampled pass@1 / pass@k evaluation `log.eval_pass_samples` asks for, at the rollout's sampling
+    settings (None when it is 0)."""
+    log, rollout = config.log, config.rollout
+    if not log.eval_pass_samples:
+        return None
+    params = SamplingParams(temperature=rollout.temperature, top_k=rollout.top_k, top_p=rollout.top_p,
+                            max_new_tokens=rollout.max_new_tokens)
+    return PassAtK(log.eval_pass_samples, log.eval_pass_k, params, config.seed)
 
 
 def train_state(config: RunConfig, models: Models, rewards: list, guard: RewardGuard) -> TrainState:
@@ -86,7 +98,7 @@ def train(
             evaluate = HeldOutEvaluator(models.policy, models.tokenizer, test_examples,
                                         held_out_slices(task, config.task.slice_size), config.rollout.max_new_tokens,
                                         check, config.log.eval_slice_size, lambda: evaluation_context(models),
-                                        guard=state.guard)
+                                        guard=state.guard, pass_rates=sampled_pass(config))
             if checkpoint is not None and dist.is_main():
                 rewind_run_files(run_dir, checkpoint)
             services = open_services(config, config.optim.steps, console, run_dir)
