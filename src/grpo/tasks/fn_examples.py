@@ -106,6 +106,7 @@ def careless_text(fn: Fn) -> str:
 
 
 _BY_TEXT = {fn.text: fn for fn in FUNCTIONS}
+_SPLITS = {test: tuple(fn for fn in FUNCTIONS if is_test_function(fn) == test) for test in (False, True)}
 
 
 @dataclass(frozen=True)
@@ -115,8 +116,8 @@ class FnFromExamplesTask:
     test_size: int = 200
     alphabet: ClassVar[str] = ALPHABET
 
-    def _split(self, test: bool) -> list[Fn]:
-        return [fn for fn in FUNCTIONS if is_test_function(fn) == test]
+    def _split(self, test: bool) -> tuple[Fn, ...]:
+        return _SPLITS[test]  # hashed once at import: `sample` runs for every prompt drawn
 
     def sample(self, rng: random.Random, split: str) -> Example:
         """One example of `split` ("train" or "test"), drawn with `rng`."""

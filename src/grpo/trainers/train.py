@@ -16,7 +16,7 @@ from grpo.models.load import load_tokenizer, resolve_model_path
 from grpo.models.value_head import build_value_model, critic_owns_backbone
 from grpo.rewards.combine import single
 from grpo.rewards.guard import RewardGuard
-from grpo.rollout import SamplingParams
+from grpo.rollout.sampler import sampling_params
 from grpo.tasks.api import Task, held_out_slices
 from grpo.trainers.checks import StepWatch, checked_task_setup, preflight
 from grpo.trainers.data import PromptStream, rank_share
@@ -46,12 +46,10 @@ def evaluation_context(models: Models) -> Iterator[None]:
 def sampled_pass(config: RunConfig) -> PassAtK | None:
     """The sampled pass@1 / pass@k evaluation `log.eval_pass_samples` asks for, at the rollout's sampling
     settings (None when it is 0)."""
-    log, rollout = config.log, config.rollout
+    log = config.log
     if not log.eval_pass_samples:
         return None
-    params = SamplingParams(temperature=rollout.temperature, top_k=rollout.top_k, top_p=rollout.top_p,
-                            max_new_tokens=rollout.max_new_tokens)
-    return PassAtK(log.eval_pass_samples, log.eval_pass_k, params, config.seed)
+    return PassAtK(log.eval_pass_samples, log.eval_pass_k, sampling_params(config), config.seed)
 
 
 def train_state(config: RunConfig, models: Models, rewards: list, guard: RewardGuard) -> TrainState:
