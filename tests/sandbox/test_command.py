@@ -80,3 +80,16 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path):
     out = grpo("grade", "--tests", str(tests), str(solution))
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "t.json" in out.stderr
     assert grpo("run", str(tmp_path / "missing.py")).returncode == 2
+
+
+def test_fuzz_reports_every_execution_and_nothing_left_behind():
+    out = grpo("fuzz", "--count", "12", "--seed", "3", "--workers", "2")
+    line = json.loads(out.stdout)
+    assert out.returncode == 0, line
+    assert line["executions"] == sum(line["statuses"].values()) == 12
+    assert line["leftover_processes"] == [] and line["leftover_dirs"] == [] and line["sandbox_errors"] == 0
+
+
+def test_fuzz_refuses_a_zero_count():
+    out = grpo("fuzz", "--count", "0")
+    assert out.returncode == 2 and "--count" in out.stderr

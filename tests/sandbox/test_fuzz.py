@@ -1,4 +1,4 @@
-"""50 random small programs (the 1,000-program version is benchmarks/fuzz_sandbox.py)."""
+"""50 random small programs (the 1,000-program version is `grpo sandbox fuzz`)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
-"""`grpo sandbox run` and `grpo sandbox grade`: check a program by hand, one JSON line each.
+"""`grpo sandbox run|grade|fuzz`: check a program by hand, or the sandbox with random ones; one JSON line each.
 
-Both exit 0 whenever the sandbox itself worked, whatever the program did; 1 when the sandbox broke
-(`sandbox_error`) or cannot give its minimum layers; 2 for bad input (missing file, malformed tests).
+`run` and `grade` exit 0 whenever the sandbox itself worked, whatever the program did; 1 when the
+sandbox broke (`sandbox_error`) or cannot give its minimum layers; 2 for bad input (missing file,
+malformed tests). `fuzz` exits 1 when any execution met a sandbox error or left a process or file behind.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     grade.add_argument("solution", type=Path, help="the Python program under test")
     grade.add_argument("--all-or-nothing", action="store_true", help="score 1 only when every test passes")
     _limits(grade)
+    fuzz = commands.add_parser("fuzz", help="random small programs on a sandbox pool; one JSON line (leftovers)")
+    fuzz.add_argument("--count", type=int, default=1000, help="programs to run (default 1000)")
+    fuzz.add_argument("--seed", type=int, default=0)
+    fuzz.add_argument("--workers", type=int, default=0, help="pool slots (default: core count)")
 
 
 def _limits(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +54,8 @@ def main(args: argparse.Namespace) -> int:
     from grpo.sandbox.pool import SandboxPool
     from grpo.sandbox.runner import Limits
 
+    if args.sandbox_command == "fuzz":
+        return _fuzz(args)
     if args.timeout <= 0 or args.memory < 16:
         raise UserError("--timeout must be > 0 and --memory at least 16 (MB)")
     limits = Limits(timeout_s=args.timeout, memory_mb=args.memory)
@@ -93,3 +100,23 @@ def _grade(args: argparse.Namespace, pool: object) -> dict:
     summary = grade.to_json()
     verdict = "sandbox_error" if grade.score is None else "passed" if grade.score == 1 else "failed"
     return {"verdict": verdict, **summary}
+
+
+def _fuzz(args: argparse.Namespace) -> int:
+    import os
+
+    from grpo.sandbox.fuzz import fuzz
+    from grpo.sandbox.pool import SandboxPool
+
+    if args.count < 1 or args.workers < 0:
+        raise UserError("--count must be at least 1 and --workers at least 0")
+    pool = SandboxPool(workers=args.workers)
+    try:
+        report = fuzz(pool, args.count, args.seed)
+    finally:
+        pool.close()
+    print(json.dumps({"executions": report.executions, "statuses": report.statuses, "seconds": round(report.seconds, 1),
+                      "slowest_s": round(report.slowest_s, 2), "leftover_processes": report.leftover_processes,
+                      "leftover_dirs": report.leftover_dirs, "sandbox_errors": len(report.bad_status),
+                      "layers": sorted(pool.host.layers), "loadavg": os.getloadavg()}))
+    return 1 if report.bad_status or report.leftover_processes or report.leftover_dirs else 0
