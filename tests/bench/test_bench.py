@@ -53,6 +53,17 @@ def test_bench_sandbox_reports_overhead_and_throughput(capsys: pytest.CaptureFix
     assert record["executions_per_s"] > 0
 
 
+def test_bench_faults_runs_clean_and_faulty_trainings_side_by_side(capsys: pytest.CaptureFixture[str]) -> None:
+    record = _record(capsys, ["bench", "faults", "--steps", "2", "--prompts", "2", "--every", "2", "--rounds", "1",
+                              "--faults", "exit", "--threads", "1"])
+    runs = record["runs"]
+    assert set(runs) == {"clean", "exit"} and runs["clean"]["ratio_vs_clean"] == 1.0
+    assert runs["clean"]["fallback_samples_per_run"] == [0] and runs["clean"]["steps_per_run"] == [2]
+    # the second of two reward calls exits: one step's 2 prompts x 8 completions fall back, the run goes on
+    assert runs["exit"]["fallback_samples_per_run"] == [16] and runs["exit"]["steps_per_run"] == [2]
+    assert runs["exit"]["median_step_s"] > 0
+
+
 @pytest.mark.vllm
 def test_bench_generate_and_step_with_the_vllm_backend(capsys: pytest.CaptureFixture[str]) -> None:
     record = _record(capsys, ["bench", "generate", "--backend", "vllm", "--prompts", "2", "--group-size", "2",

@@ -1,4 +1,4 @@
-"""Speed and memory benchmarks (`grpo bench generate|logprob|step|sandbox`), each printing one JSON line.
+"""Speed and memory benchmarks (`grpo bench generate|logprob|step|sandbox|faults`), each printing one JSON line.
 
 Every benchmark runs this project's path and its peer (transformers `generate`, the full-logits
 log-prob path, TRL's `GRPOTrainer`) in the same process, alternating A B A B, and reports medians,
@@ -28,4 +28,6 @@ BENCHMARKS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "logprob": ("peak memory of chunked vs full-logits log-probs + backward", _options("logprob")),
     "step": ("seconds per GRPO step vs TRL GRPOTrainer", _options("step")),
     "sandbox": ("per-execution overhead (median, p90) and executions/s of the code sandbox", _options("sandbox")),
+    "faults": ("median step time of runs whose reward hangs, spins, exits or crashes, beside clean runs",
+               _options("faults")),
 }

@@ -64,3 +64,24 @@ def sandbox(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--executions", type=int, default=200, help="sequential executions timed (default 200)")
     parser.add_argument("--parallel", type=int, default=200, help="executions in the throughput run (default 200)")
     parser.add_argument("--workers", type=int, default=0, help="pool slots for throughput (default: core count)")
+
+
+def faults(parser: argparse.ArgumentParser) -> None:
+    """Options of `grpo bench faults`."""
+    parser.add_argument("--steps", type=int, default=20, help="steps per run (default 20)")
+    parser.add_argument("--prompts", type=int, default=8, help="rollout.prompts_per_step (default 8)")
+    parser.add_argument("--every", type=int, default=10, help="the reward misbehaves on every N-th call (default 10)")
+    parser.add_argument("--timeout", type=float, default=3.0, help="guards.reward_timeout in seconds (default 3)")
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each fault, each beside a clean run (default 2)")
+    parser.add_argument("--faults", nargs="+", type=_fault, default=None,
+                        help="faults to inject: hang, spin, exit, segfault, memory (default all)")
+    parser.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
+
+
+def _fault(name: str) -> str:
+    """A fault kind of `grpo.rewards.faults` (imported only when `--faults` is given: it loads torch)."""
+    from grpo.rewards.faults import FAULTS
+
+    if name not in FAULTS:
+        raise argparse.ArgumentTypeError(f"unknown fault {name!r}; choose from {', '.join(FAULTS)}")
+    return name
