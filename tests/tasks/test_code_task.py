@@ -47,3 +47,23 @@ def test_every_bad_row_is_listed_once(tmp_path):
     message = str(error.value)
     assert message.startswith("2 problems in the data: ")
     assert "rows.jsonl:7: tests:" in message and "rows.jsonl:8: column 'prompt' (prompt) is empty" in message
+
+
+def test_a_mapped_code_prefix_opens_the_graded_program(tmp_path):
+    """HumanEval's own protocol: the program is the prompt's code followed by the completion."""
+    rows = [{"prompt": f"def f{i}(x):\n    return ", "entry_point": f"f{i}",
+             "test_list": [f"assert f{i}(1) == {1 + i}"]} for i in range(4)]
+    setup = setup_for(write(tmp_path, rows), "task.columns={prompt: prompt, code_prefix: prompt}", "task.template=plain")
+    example = setup.task.test_examples()[0]
+    assert example.columns["code_prefix"] == example.prompt
+    index = int(example.prompt.split("(")[0].removeprefix("def f"))
+    right, wrong = f"x + {index}", "x"
+    scores = setup.rewards[0].fn([right, wrong], tests=[example.columns["tests"]] * 2,
+                                       code_prefix=[example.columns["code_prefix"]] * 2)
+    assert scores == [1.0, 0.0]
+
+
+def test_a_code_prefix_that_is_not_text_is_refused_with_its_line(tmp_path):
+    rows = [*ROWS, {**ROWS[0], "opening": 7}]
+    with pytest.raises(UserError, match=r"rows.jsonl:1: column 'opening' \(code_prefix\) is null"):
+        setup_for(write(tmp_path, rows), "task.columns={prompt: prompt, code_prefix: opening}")

@@ -39,9 +39,11 @@ def prompt_column(path: str, split: str, mapping: Mapping[str, str]) -> str:
                     f"role, e.g. task.columns={{prompt: description}} (its columns: {', '.join(sorted(rows[0]))})")
 
 
-def code_spec(column: str, render: Callable[[str], str]) -> RowSpec:
+def code_spec(column: str, render: Callable[[str], str], extras: tuple[Field, ...] = ()) -> RowSpec:
     """Rows with a problem statement in `column` and tests in any of TEST_KEYS, checked in the one
-    validation pass of `grpo.tasks.validate`; the example's `tests` column holds the tests as JSON."""
+    validation pass of `grpo.tasks.validate`; the example's `tests` column holds the tests as JSON.
+    `extras` are further mapped roles, passed on as columns: `code_prefix` (HumanEval's prompt, say)
+    makes the graded program that prefix followed by the completion as written."""
 
     def build(row: Mapping[str, object]) -> Example:
         tests = {key: row[key] for key in TEST_KEYS if row.get(key) not in (None, "", [])}
@@ -49,6 +51,7 @@ def code_spec(column: str, render: Callable[[str], str]) -> RowSpec:
             parse_suite(tests)
         except ValueError as error:  # SuiteFormatError included: the message names the problem
             raise ValueError(f"tests: {error}") from None
-        return Example(render(str(row[column])), "", {"tests": json.dumps(tests, sort_keys=True)})
+        columns = {extra.role: row[extra.column] for extra in extras}
+        return Example(render(str(row[column])), "", {**columns, "tests": json.dumps(tests, sort_keys=True)})
 
-    return RowSpec((Field("prompt", column, text_problem),), build)
+    return RowSpec((Field("prompt", column, text_problem), *extras), build)

@@ -98,8 +98,14 @@ def _reference(parse: Callable[[str], str], column: str) -> Callable[[object], s
     return reference
 
 
+# Mapped roles beyond a task's own that must hold more than "any value": a code prefix is text.
+EXTRA_CHECKS = {"code_prefix": text_problem}
+
+
 def _extras(mapping: Mapping[str, str], taken: tuple[str, ...]) -> tuple[Field, ...]:
-    return tuple(Field(role, column, present) for role, column in mapping.items() if role not in taken)
+    """The mapped roles beyond `taken`, handed to reward functions as columns of the same name."""
+    return tuple(Field(role, column, EXTRA_CHECKS.get(role, present)) for role, column in mapping.items()
+                 if role not in taken)
 
 
 def _question_spec(config: TaskConfig, prompts: PromptFormat, defaults: dict[str, str], answer_format: str) -> RowSpec:
@@ -167,7 +173,7 @@ def _code(config: TaskConfig, tokenizer: PreTrainedTokenizerBase | None, budget:
     """Programs from a dataset file, graded in the sandbox."""
     prompts = _prompt_format(config, "code", tokenizer)
     column = prompt_column(config.train_path, config.split, config.columns)
-    task = _dataset(config, code_spec(column, prompts.render), budget)
+    task = _dataset(config, code_spec(column, prompts.render, _extras(config.columns, ("prompt",))), budget)
     return _code_setup(config, task, prompts.template == "r1")
 
 
