@@ -147,7 +147,7 @@ def supervised_baseline(config: SFTConfig, model_path: str, evaluate_model: Call
         optimizer.step()
         step_time = time.perf_counter() - tick
         spent += step_time
-        values = {"loss": float(loss), "step_time": step_time}
+        values = {"loss": float(loss.detach()), "step_time": step_time}
         if spent >= seconds or (eval_every and step % eval_every == 0):
             values.update(evaluate_model(model, tokenizer, spent >= seconds))
         log(step, values)
