@@ -53,10 +53,12 @@ def test_a_mapped_code_prefix_opens_the_graded_program(tmp_path):
     """HumanEval's own protocol: the program is the prompt's code followed by the completion."""
     rows = [{"prompt": f"def f{i}(x):\n    return ", "entry_point": f"f{i}",
              "test_list": [f"assert f{i}(1) == {1 + i}"]} for i in range(4)]
-    setup = setup_for(write(tmp_path, rows), "task.columns={prompt: prompt, code_prefix: prompt}", "task.template=plain")
+    setup = setup_for(write(tmp_path, rows), "task.columns={prompt: prompt, code_prefix: prompt}",
+                      "task.template=plain")
     example = setup.task.test_examples()[0]
-    assert example.columns["code_prefix"] == example.prompt
-    index = int(example.prompt.split("(")[0].removeprefix("def f"))
+    prefix = example.columns["code_prefix"]
+    assert prefix.endswith("    return ") and example.prompt.strip() == prefix.strip()  # the row's own text
+    index = int(prefix.split("(")[0].removeprefix("def f"))
     right, wrong = f"x + {index}", "x"
     scores = setup.rewards[0].fn([right, wrong], tests=[example.columns["tests"]] * 2,
                                        code_prefix=[example.columns["code_prefix"]] * 2)
@@ -64,6 +66,7 @@ def test_a_mapped_code_prefix_opens_the_graded_program(tmp_path):
 
 
 def test_a_code_prefix_that_is_not_text_is_refused_with_its_line(tmp_path):
-    rows = [*ROWS, {**ROWS[0], "opening": 7}]
-    with pytest.raises(UserError, match=r"rows.jsonl:1: column 'opening' \(code_prefix\) is null"):
+    rows = [*({**row, "opening": "def f(x):"} for row in ROWS), {**ROWS[0], "opening": 7}]
+    with pytest.raises(UserError) as error:
         setup_for(write(tmp_path, rows), "task.columns={prompt: prompt, code_prefix: opening}")
+    assert str(error.value).endswith("rows.jsonl:7: column 'opening' (code_prefix) is a number, not text")
