@@ -191,9 +191,9 @@ def _report(args: argparse.Namespace) -> int:
     print(f"report written to {write_report(args.run_dir)}")
     return 0
 def _bench(args: argparse.Namespace) -> int:
-    import importlib
+    from grpo.bench import run
 
-    return importlib.import_module(f"grpo.bench.{args.benchmark}").main(args)
+    return run(args.benchmark, args)
 
 
 def _sandbox(args: argparse.Namespace) -> int:

@@ -60,8 +60,7 @@ def test_a_mapped_code_prefix_opens_the_graded_program(tmp_path):
     assert prefix.endswith("    return ") and example.prompt.strip() == prefix.strip()  # the row's own text
     index = int(prefix.split("(")[0].removeprefix("def f"))
     right, wrong = f"x + {index}", "x"
-    scores = setup.rewards[0].fn([right, wrong], tests=[example.columns["tests"]] * 2,
-                                       code_prefix=[example.columns["code_prefix"]] * 2)
+    scores = setup.rewards[0].fn([right, wrong], tests=[example.columns["tests"]] * 2, code_prefix=[prefix] * 2)
     assert scores == [1.0, 0.0]
 
 

@@ -31,3 +31,21 @@ BENCHMARKS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "faults": ("median step time of runs whose reward hangs, spins, exits or crashes, beside clean runs",
                _options("faults")),
 }
+
+
+def run(name: str, args: argparse.Namespace) -> int:
+    """Run benchmark `name` with its parsed options; each module is imported only when its benchmark
+    runs, so building the parser stays free of torch and transformers."""
+    if name == "generate":
+        from grpo.bench.generate import main
+    elif name == "logprob":
+        from grpo.bench.logprob import main
+    elif name == "step":
+        from grpo.bench.step import main
+    elif name == "sandbox":
+        from grpo.bench.sandbox import main
+    elif name == "faults":
+        from grpo.bench.faults import main
+    else:
+        raise ValueError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
+    return main(args)

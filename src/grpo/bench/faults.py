@@ -17,7 +17,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 
@@ -36,12 +35,10 @@ def _one_run(kind: str, root: Path, run_name: str, args: argparse.Namespace) -> 
                                 "log.progress=false", "log.report=false", "log.tensorboard=false",
                                 "checkpoint.every=0", f"guards.reward_timeout={args.timeout}",
                                 f"rewards=[{{function: '{name}:reward'}}]"])
-    start = time.monotonic()
     train(config, console=Console(file=io.StringIO()))
     rows = [json.loads(line) for line in (out / run_name / "metrics.jsonl").read_text().splitlines()]
     times = [row["step_time"] for row in rows if "step_time" in row]
     return {"median_step_s": statistics.median(times), "max_step_s": max(times), "steps": len(times),
-            "total_s": time.monotonic() - start,
             "fallback_samples": int(sum(row.get("reward_fallback/reward", 0.0) for row in rows))}
 
 
@@ -75,12 +72,12 @@ def main(args: argparse.Namespace) -> int:
     finally:
         sys.path.remove(str(root))
         shutil.rmtree(root, ignore_errors=True)
-    clean = statistics.median(run["median_step_s"] for run in runs["clean"])
-    record["runs"] = {kind: {"median_step_s": round(statistics.median(r["median_step_s"] for r in results), 3),
+    medians = {kind: statistics.median(r["median_step_s"] for r in results) for kind, results in runs.items()}
+    record["runs"] = {kind: {"median_step_s": round(medians[kind], 3),
                              "max_step_s": round(max(r["max_step_s"] for r in results), 3),
                              "fallback_samples_per_run": sorted({r["fallback_samples"] for r in results}),
                              "steps_per_run": sorted({r["steps"] for r in results}),
-                             "ratio_vs_clean": round(statistics.median(r["median_step_s"] for r in results) / clean, 3)}
+                             "ratio_vs_clean": round(medians[kind] / medians["clean"], 3)}
                       for kind, results in runs.items()}
     emit(record)
     return 0
