@@ -24,7 +24,7 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m pytest -q -n auto $(ARGS)
 	$(MAKE) test-vllm
 
 # The tests marked `vllm` (skipped in .venv, where vllm is absent), run in the vLLM venv.

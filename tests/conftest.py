@@ -14,7 +14,10 @@ import torch
 from grpo.models.tiny import build_char_tokenizer, build_tiny_llama, save_model_dir
 
 # OMP_NUM_THREADS wins when set: on a loaded 2-core machine two spinning OpenMP threads per test
-# process make a tiny forward pass ~100x slower than one thread.
+# process make a tiny forward pass ~100x slower than one thread. Under pytest-xdist (`make test` runs
+# one worker per core) each worker, and every process it starts, gets one thread.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
 
 

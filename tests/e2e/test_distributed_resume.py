@@ -13,14 +13,14 @@ from safetensors.torch import load_file
 from grpo.config.schema import BUILTIN_MODEL
 from grpo.models.load import resolve_model_path
 
-STEPS, KILL_AFTER = 30, 4
+STEPS, KILL_AFTER = 12, 4
 
 
 def _train_args(out: Path, name: str, *extra: str) -> list[str]:
     # the built-in warm start, whose rewards vary within groups, so every step really moves the weights
     return ["-m", "grpo", "train", f"log.output_dir={out}", f"log.run_name={name}",
             f"optim.steps={STEPS}", "checkpoint.every=2", "rollout.prompts_per_step=4", "rollout.group_size=4",
-            "rollout.max_new_tokens=8", "task.test_size=4", "log.eval_every=0", "log.progress=false",
+            "rollout.max_new_tokens=8", "task.test_size=4", "task.slice_size=20", "log.eval_every=0", "log.progress=false",
             "log.report=false", "log.tensorboard=false", *extra]
 
 

@@ -61,19 +61,27 @@ def held_out_slices(task: Task, size: int) -> list[HeldOutSlice]:
     return [piece for piece in task.test_slices(size) if piece.examples]
 
 
-def distinct_examples(draw: Callable[[], Example], count: int, attempts: int) -> list[Example]:
+def distinct_examples(draw: Callable[[], Example], count: int, attempts: int,
+                      patience: int = 2000) -> list[Example]:
     """Up to `count` examples with distinct prompts, from at most `attempts` draws (in draw order).
 
     Generated tasks build their fixed held-out sets this way; fewer than `count` means the task's
-    settings cannot produce that many distinct prompts, which the caller reports.
+    settings cannot produce that many distinct prompts, which the caller reports. `patience` draws
+    in a row that bring nothing new end the search early: the pool is exhausted, and a user asking
+    for too large a set hears so in a second, not after every attempt.
     """
     seen: set[str] = set()
     examples: list[Example] = []
+    stale = 0
     for _ in range(attempts):
         example = draw()
+        stale += 1
         if example.prompt not in seen:
             seen.add(example.prompt)
             examples.append(example)
+            stale = 0
             if len(examples) == count:
                 break
+        if stale >= patience:
+            break
     return examples
