@@ -1,5 +1,6 @@
 # Two commands on a fresh clone: `make run` (the default GRPO job) and `make test` (the whole suite).
-# TORCH_SPEC is installed first and pinned, so no later install can swap it for another build.
+# TORCH_SPEC is installed first (by pip, which finds the local CPU wheel) and pinned, so no later install
+# can swap it for another build; uv installs the rest against that pin, in seconds where pip takes minutes.
 # GPU users: make run TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
 PYTHON ?= python3
 VENV ?= .venv
@@ -38,25 +39,27 @@ $(PIN):
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH_SPEC)
+	$(BIN)/pip install -q uv
 	$(BIN)/pip freeze | grep -i '^torch==' > $(PIN)
 
 $(VENV)/.installed: pyproject.toml $(PIN)
-	$(BIN)/pip install -q -c $(PIN) -e .
+	$(BIN)/uv pip install -q --python $(BIN)/python -c $(PIN) -e .
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(PIN)
-	$(BIN)/pip install -q -c $(PIN) -e ".[dev]"
+	$(BIN)/uv pip install -q --python $(BIN)/python -c $(PIN) -e ".[dev]"
 	touch $(VENV)/.installed $@
 
 $(VPIN):
 	$(PYTHON) -m venv $(VLLM_VENV)
 	$(VBIN)/pip install -q --upgrade pip
 	$(VBIN)/pip install -q $(TORCH_SPEC)
+	$(VBIN)/pip install -q uv
 	$(VBIN)/pip freeze | grep -i '^torch==' > $(VPIN)
 
 $(VLLM_VENV)/.installed: pyproject.toml $(VPIN)
-	$(VBIN)/pip install -q -c $(VPIN) $(VLLM_SPEC) -e ".[dev]"
-	$(VBIN)/pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VBIN)/uv pip install -q --python $(VBIN)/python -c $(VPIN) $(VLLM_SPEC) -e ".[dev]"
+	$(VBIN)/uv pip uninstall -q --python $(VBIN)/python torchvision torchaudio torchcodec
 	$(VBIN)/python -c "import transformers, vllm, grpo"
 	touch $@
 
