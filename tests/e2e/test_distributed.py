@@ -12,8 +12,8 @@ import pytest
 def test_two_ranks_train_and_only_rank_zero_writes(tiny_model_dir: Path, tmp_path: Path, torchrun):
     proc = torchrun.run("-m", "grpo", "train", f"model.path={tiny_model_dir}", f"log.output_dir={tmp_path}",
                         "log.run_name=ddp", "optim.steps=2", "rollout.prompts_per_step=2", "rollout.group_size=2",
-                        "rollout.max_new_tokens=6", "task.test_size=4", "task.slice_size=20", "log.eval_every=0", "log.progress=false",
-                        "log.report=false", "log.tensorboard=false", timeout=300)
+                        "rollout.max_new_tokens=6", "task.test_size=4", "task.slice_size=20", "log.eval_every=0",
+                        "log.progress=false", "log.report=false", "log.tensorboard=false", timeout=300)
     assert [p.name for p in tmp_path.iterdir()] == ["ddp"]
     rows = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows] == [0, 1, 2]  # one row per step, not one per rank

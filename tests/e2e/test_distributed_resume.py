@@ -20,8 +20,8 @@ def _train_args(out: Path, name: str, *extra: str) -> list[str]:
     # the built-in warm start, whose rewards vary within groups, so every step really moves the weights
     return ["-m", "grpo", "train", f"log.output_dir={out}", f"log.run_name={name}",
             f"optim.steps={STEPS}", "checkpoint.every=2", "rollout.prompts_per_step=4", "rollout.group_size=4",
-            "rollout.max_new_tokens=8", "task.test_size=4", "task.slice_size=20", "log.eval_every=0", "log.progress=false",
-            "log.report=false", "log.tensorboard=false", *extra]
+            "rollout.max_new_tokens=8", "task.test_size=4", "task.slice_size=20", "log.eval_every=0",
+            "log.progress=false", "log.report=false", "log.tensorboard=false", *extra]
 
 
 def _rank_pid(parent: int, rank: int) -> int | None:

@@ -25,8 +25,8 @@ TIMING_FIELDS = {"step_time"}
 def run_args(model_dir: Path, out: Path, name: str) -> list[str]:
     return [f"model.path={model_dir}", f"log.output_dir={out}", f"log.run_name={name}", f"optim.steps={STEPS}",
             "rollout.prompts_per_step=4", "rollout.group_size=4", "rollout.max_new_tokens=8", "task.test_size=8",
-            "task.slice_size=20", "log.eval_every=4", "log.samples_every=3", "checkpoint.every=2", "checkpoint.keep=2", "optim.lr=1e-2",
-            "log.progress=false", "log.report=false"]
+            "task.slice_size=20", "log.eval_every=4", "log.samples_every=3", "checkpoint.every=2", "checkpoint.keep=2",
+            "optim.lr=1e-2", "log.progress=false", "log.report=false"]
 
 
 def env(sleep: float = 0.0) -> dict[str, str]:
