@@ -28,9 +28,10 @@ test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q -n auto $(ARGS)
 	$(MAKE) test-vllm
 
-# The tests marked `vllm` (skipped in .venv, where vllm is absent), run in the vLLM venv.
+# The tests marked `vllm` (skipped in .venv, where vllm is absent), run in the vLLM venv; one worker
+# per core, each test file on one worker, so each engine the tests of a file share starts once.
 test-vllm: $(VLLM_VENV)/.installed
-	$(VBIN)/python -m pytest -q -m vllm tests
+	$(VBIN)/python -m pytest -q -n auto --dist loadfile -m vllm tests
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks

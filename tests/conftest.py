@@ -16,8 +16,11 @@ from grpo.models.tiny import build_char_tokenizer, build_tiny_llama, save_model_
 # OMP_NUM_THREADS wins when set: on a loaded 2-core machine two spinning OpenMP threads per test
 # process make a tiny forward pass ~100x slower than one thread. Under pytest-xdist (`make test` runs
 # one worker per core) each worker, and every process it starts, gets one thread.
+# A vLLM engine would bind its thread to a core chosen without regard to the other worker's: leave
+# the placement to the OS.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
 
 

@@ -37,7 +37,9 @@ from grpo.errors import UserError
 DEFAULT_METHODS = ("grpo", "ppo", "dpo", "sft")
 RL_ARMS = ("grpo", "ppo", "dpo")
 # The comparison's own budget (before the user's overrides): short enough for a 2-core CPU in minutes.
-COMPARE_DEFAULTS = ("optim.steps=60", "log.eval_every=10")
+# Each arm is its plain method: GRPO without the default run's dynamic sampling (DAPO's, which PPO and
+# DPO cannot use), so every arm samples one batch of prompts per step.
+COMPARE_DEFAULTS = ("optim.steps=60", "log.eval_every=10", "algo.dynamic_sampling=false")
 SECTION_ARMS = {"algo": RL_ARMS, "rollout": RL_ARMS, "ppo": ("ppo",), "dpo": ("dpo",), "sft": ("sft",),
                 "algorithm": ()}
 # Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (normal beyond).

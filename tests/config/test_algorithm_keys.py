@@ -61,6 +61,15 @@ def test_dynamic_sampling_keys_from_overrides():
     assert (config.algo.dynamic_sampling, config.algo.max_draws, config.algo.overlong) == (True, 3, "mask")
 
 
+@pytest.mark.parametrize("algorithm", ["ppo", "dpo"])
+def test_the_default_run_s_grpo_only_keys_do_not_reach_other_algorithms(algorithm):
+    assert load_config().algo.dynamic_sampling  # the embedded default run samples dynamically (GRPO only)
+    config = load_config(overrides=[f"algorithm={algorithm}"])
+    assert config.algorithm == algorithm and not config.algo.dynamic_sampling
+    assert config.task == load_config().task  # the same task and budget
+    assert config.optim == load_config().optim
+
+
 @pytest.mark.parametrize(("algorithm", "placement"), [("grpo", "loss"), ("ppo", "reward"), ("dpo", "loss")])
 def test_kl_placement_defaults_to_the_methods_convention(algorithm, placement):
     assert load_config(overrides=[f"algorithm={algorithm}"]).kl_placement == placement

@@ -72,6 +72,7 @@ def test_twenty_step_run_with_a_fault_every_tenth_call(tiny_model_dir, fault_mod
                                 f"rollout.group_size={GROUP}", "rollout.max_new_tokens=8", "task.test_size=4",
                                 "log.eval_every=0", "log.progress=false", "guards.reward_timeout=1",
                                 "guards.reward_memory_mb=1024", "guards.reward_fallback=0.5",
+                                "algo.dynamic_sampling=false",  # one reward call per step
                                 f"rewards=[{{function: '{name}:reward'}}]"])
     started = time.monotonic()
     result = train(config, console=Console(file=io.StringIO()))

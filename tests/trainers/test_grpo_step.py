@@ -72,7 +72,7 @@ def test_equal_rewards_leave_the_weights_unchanged(tiny_model_dir: Path, make_st
 
 
 def test_beta_zero_skips_the_reference_model(tiny_model_dir: Path, make_state, monkeypatch: pytest.MonkeyPatch):
-    state = make_state(tiny_model_dir, ["algo.beta=0"], sevens)
+    state = make_state(tiny_model_dir, ["algo.beta=0", "algo.dynamic_sampling=false"], sevens)
     assert state.reference is None
     rollouts = []
     real = grpo_module.rollout_phase

@@ -111,7 +111,8 @@ def test_reward_failures_score_the_fallback_are_counted_and_the_run_finishes(tin
     faulty_reward.calls = 0
     with caplog.at_level(logging.WARNING):
         # in-process (threads): the call counter lives in this process; worker isolation has its own tests
-        overrides = ["guards.reward_timeout=0.5", "guards.reward_fallback=0.25", "guards.reward_processes=false"]
+        overrides = ["guards.reward_timeout=0.5", "guards.reward_fallback=0.25", "guards.reward_processes=false",
+                     "algo.dynamic_sampling=false"]  # one reward call per step
         result, rows = run(tiny_model_dir, tmp_path, overrides, reward_fn=faulty_reward, steps=5)
     assert result.steps == 5
     steps = {row["step"]: row for row in rows}

@@ -34,6 +34,7 @@ def _one_run(kind: str, root: Path, run_name: str, args: argparse.Namespace) -> 
                                 f"rollout.prompts_per_step={args.prompts}", "log.eval_every=0", "task.test_size=8",
                                 "log.progress=false", "log.report=false", "log.tensorboard=false",
                                 "checkpoint.every=0", f"guards.reward_timeout={args.timeout}",
+                                "algo.dynamic_sampling=false",  # one reward call per step: faults land on steps
                                 f"rewards=[{{function: '{name}:reward'}}]"])
     train(config, console=Console(file=io.StringIO()))
     rows = [json.loads(line) for line in (out / run_name / "metrics.jsonl").read_text().splitlines()]

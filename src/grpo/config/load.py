@@ -196,9 +196,26 @@ def validate(data: dict[str, Any]) -> RunConfig:
     return validate_section(RunConfig, data)
 
 
+def default_data(overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """The embedded default run, less the keys that the algorithm the overrides choose does not read:
+    it turns on GRPO-only keys (dynamic sampling), and `grpo train algorithm=ppo` runs PPO on its task."""
+    from grpo.config.applicability import unused_key  # applicability reads YAML through this module
+
+    data = parse_yaml(default_config_text(), DEFAULT_CONFIG)
+    chosen: dict[str, Any] = {"algorithm": data.get("algorithm", "grpo")}
+    for override in overrides:
+        if override.partition("=")[0].strip() == "algorithm":
+            apply_override(chosen, override)
+    for section, values in data.items():
+        if isinstance(values, dict) and chosen["algorithm"] in ("grpo", "ppo", "dpo"):
+            for key in [key for key in values if unused_key(chosen["algorithm"], f"{section}.{key}")]:
+                del values[key]
+    return data
+
+
 def load_config(path: Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """The run configuration from `path` (the embedded default when None) with overrides applied."""
-    data = read_yaml(path) if path is not None else parse_yaml(default_config_text(), DEFAULT_CONFIG)
+    data = read_yaml(path) if path is not None else default_data(overrides)
     for override in overrides:
         apply_override(data, override)
     return validate(data)
