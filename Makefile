@@ -40,14 +40,16 @@ $(PIN):
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH_SPEC)
-	$(BIN)/pip install -q uv
 	$(BIN)/pip freeze | grep -i '^torch==' > $(PIN)
 
-$(VENV)/.installed: pyproject.toml $(PIN)
+$(BIN)/uv: $(PIN)
+	$(BIN)/pip install -q uv
+
+$(VENV)/.installed: pyproject.toml $(PIN) $(BIN)/uv
 	$(BIN)/uv pip install -q --python $(BIN)/python -c $(PIN) -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml $(PIN)
+$(VENV)/.installed-dev: pyproject.toml $(PIN) $(BIN)/uv
 	$(BIN)/uv pip install -q --python $(BIN)/python -c $(PIN) -e ".[dev]"
 	touch $(VENV)/.installed $@
 
@@ -55,10 +57,12 @@ $(VPIN):
 	$(PYTHON) -m venv $(VLLM_VENV)
 	$(VBIN)/pip install -q --upgrade pip
 	$(VBIN)/pip install -q $(TORCH_SPEC)
-	$(VBIN)/pip install -q uv
 	$(VBIN)/pip freeze | grep -i '^torch==' > $(VPIN)
 
-$(VLLM_VENV)/.installed: pyproject.toml $(VPIN)
+$(VBIN)/uv: $(VPIN)
+	$(VBIN)/pip install -q uv
+
+$(VLLM_VENV)/.installed: pyproject.toml $(VPIN) $(VBIN)/uv
 	$(VBIN)/uv pip install -q --python $(VBIN)/python -c $(VPIN) $(VLLM_SPEC) -e ".[dev]"
 	$(VBIN)/uv pip uninstall -q --python $(VBIN)/python torchvision torchaudio torchcodec
 	$(VBIN)/python -c "import transformers, vllm, grpo"

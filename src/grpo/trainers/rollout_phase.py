@@ -51,15 +51,17 @@ def draw_informative(state: TrainState, examples: list[Example]) -> tuple[Scored
     rank holds its B groups or `algo.max_draws` batches were drawn; then train on what it has (the
     last draw, unfiltered, if nothing had signal).
 
-    Every rank draws as many prompt batches as the busiest one (a finished rank draws and discards),
-    so the prompt streams, which are shared, stay in step. Paper: Yu et al. 2025, "DAPO", Sec. 3.2.
+    Every rank draws as many prompt batches as the busiest one (a finished rank samples and discards),
+    so the prompt streams, which are shared, stay in step, and so do colocated vLLM engines, which
+    generate together under torchrun. Paper: Yu et al. 2025, "DAPO", Sec. 3.2.
     """
     B, G, max_draws = len(examples), state.config.rollout.group_size, state.config.algo.max_draws
     parts: list[Scored] = []
     have = drawn = 0
     for draw in range(1, max_draws + 1):
+        sampled = sample(state, examples)
         if have < B:
-            scored = score(state, sample(state, examples), examples)
+            scored = score(state, sampled, examples)
             keep = informative_groups(scored.rewards, scored.valid, G)  # (B,)
             keep &= torch.cumsum(keep.long(), 0) <= B - have  # no more groups than still needed
             parts.append(keep_groups(scored, keep))
