@@ -53,11 +53,22 @@ def test_sft_on_the_code_task_builds_a_longer_context_model(tmp_path):
     assert set(FnFromExamplesTask.alphabet) <= set(vocab) and "x" in vocab and "d" in vocab
 
 
+def test_sft_builds_the_model_size_it_is_given(tmp_path, capsys):
+    output = tmp_path / "wide"
+    assert main(["sft", "hidden_size=64", "num_layers=3", "num_heads=2", "steps=2", "batch_size=4",
+                 f"output={output}", "task.test_size=20"]) == 0
+    config = json.loads((output / "config.json").read_text())
+    shape = (config["hidden_size"], config["num_hidden_layers"], config["num_attention_heads"],
+             config["intermediate_size"])
+    assert shape == (64, 3, 2, 256)
+
+
 @pytest.mark.parametrize(("overrides", "message"), [
     (["task.name=countdown"], "task.name: grpo sft has no teacher for task 'countdown'"),
     (["task.name=fn_from_examples", "max_positions=40", "task.sandbox.minimum=[]"],
      "max_positions (40) is too short"),
     (["max_positions=4"], "max_positions"),
+    (["hidden_size=100", "num_heads=3"], "num_heads (3) must divide hidden_size (100)"),
 ])
 def test_bad_settings_fail_in_one_line_naming_the_key(overrides, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)

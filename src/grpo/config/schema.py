@@ -449,4 +449,14 @@ class SFTConfig(Section):
     )
     max_new_tokens: int = Field(24, ge=1, description="Generation budget of the held-out evaluation.")
     max_positions: int = Field(64, ge=8, description="Context length (max_position_embeddings) of the model built.")
+    hidden_size: int = Field(128, ge=8, description="Width of the model built (the built-in warm starts: 128); "
+                             "the MLP is 4x as wide.")
+    num_layers: int = Field(4, ge=1, description="Decoder layers of the model built (the built-in warm starts: 4).")
+    num_heads: int = Field(4, ge=1, description="Attention heads of the model built; must divide hidden_size.")
     task: TaskConfig = TaskConfig()
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> SFTConfig:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"num_heads ({self.num_heads}) must divide hidden_size ({self.hidden_size})")
+        return self

@@ -102,7 +102,9 @@ def run_sft(config: SFTConfig, log_every: int = 100) -> SFTResult:
     tokenizer = build_char_tokenizer(task.alphabet)
     examples = task.test_examples()
     check_positions(tokenizer, examples, config.max_new_tokens, config.max_positions)
-    model = build_tiny_llama(tokenizer, max_positions=config.max_positions, seed=config.seed).train()
+    model = build_tiny_llama(tokenizer, hidden_size=config.hidden_size, num_layers=config.num_layers,
+                             num_heads=config.num_heads, intermediate_size=4 * config.hidden_size,
+                             max_positions=config.max_positions, seed=config.seed).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
     for step in range(1, config.steps + 1):
         pairs = teacher_batch(task, rng, config.batch_size, config.careless_fraction)
