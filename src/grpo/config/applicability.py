@@ -40,8 +40,10 @@ def user_keys(path: Path | None, overrides: list[str] | tuple[str, ...]) -> set[
 
 
 def unused_key(algorithm: str, key: str) -> bool:
-    """True when `algorithm` never reads `key` (a dotted key, or a section holding it)."""
-    return any(key == rule or key.startswith(rule) or rule.startswith(key + ".") for rule in NOT_USED[algorithm])
+    """True when `algorithm` never reads `key` (a dotted key, or a section holding it); False for an unknown
+    algorithm, which validation then names."""
+    rules = NOT_USED.get(algorithm, ())
+    return any(key == rule or key.startswith(rule) or rule.startswith(key + ".") for rule in rules)
 
 
 def refuse_unused(algorithm: str, keys: set[str]) -> None:

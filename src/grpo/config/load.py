@@ -207,7 +207,7 @@ def default_data(overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
         if override.partition("=")[0].strip() == "algorithm":
             apply_override(chosen, override)
     for section, values in data.items():
-        if isinstance(values, dict) and chosen["algorithm"] in ("grpo", "ppo", "dpo"):
+        if isinstance(values, dict):
             for key in [key for key in values if unused_key(chosen["algorithm"], f"{section}.{key}")]:
                 del values[key]
     return data
