@@ -40,6 +40,7 @@ def test_bench_step_without_trl_reports_the_phase_split(capsys: pytest.CaptureFi
     for phase in ("generation_s", "scoring_s", "logprobs_s", "forward_backward_s", "optimizer_s"):
         assert split[phase] >= 0, phase
     assert split["s_per_step"] >= split["generation_s"]
+    assert split["sampling_draws_max"] == 1  # one batch per step, as TRL samples (no dynamic-sampling redraws)
 
 
 def test_bench_sandbox_reports_overhead_and_throughput(capsys: pytest.CaptureFixture[str]) -> None:

@@ -71,6 +71,7 @@ def _our_trainer(path: Path, args: argparse.Namespace, clock: PhaseClock) -> Cal
         f"rollout.group_size={args.group_size}", f"rollout.prompts_per_step={args.prompts}",
         f"rollout.max_new_tokens={args.max_new_tokens}", f"algo.beta={args.beta}", f"optim.lr={args.lr}",
         f"rollout.backend={args.backend}",
+        "algo.dynamic_sampling=false",  # one batch of B x G samples per step, as TRL draws (the default redraws)
     ])
     policy = load_policy(path, "float32", torch.device("cpu"))
     reference = frozen_copy(policy) if args.beta > 0 else None
@@ -144,7 +145,9 @@ def _trl_callback(clock: PhaseClock, steps: list[dict], rewards: list[float]) ->
 def _summary(steps: list[dict]) -> dict[str, float]:
     """Median seconds per step and the median share of each phase."""
     summary = {"s_per_step": statistics.median(s["step_s"] for s in steps), "steps_timed": len(steps)}
-    phases = sorted({key for s in steps for key in s if key != "step_s"})
+    if any("sampling_draws" in s for s in steps):  # prompt batches sampled per step: 1 unless something redraws
+        summary["sampling_draws_max"] = max(s.get("sampling_draws", 1.0) for s in steps)
+    phases = sorted({key for s in steps for key in s if key not in ("step_s", "sampling_draws")})
     for phase in phases:
         summary[f"{phase}_s"] = statistics.median(s.get(phase, 0.0) for s in steps)
     if "policy_pass_s" in summary:  # the policy pass includes the optimizer update; split them
@@ -176,7 +179,8 @@ def run(args: argparse.Namespace) -> dict:
                 clock.take()
                 tick = time.perf_counter()
                 stats = ours(examples)
-                ours_steps.append({"step_s": time.perf_counter() - tick, **clock.take()})
+                ours_steps.append({"step_s": time.perf_counter() - tick, **clock.take(),
+                                   "sampling_draws": float(stats.get("sampling_draws", 1.0))})
                 ours_rewards.append(float(stats["reward_mean"]))
             if trl is not None:
                 with contextlib.redirect_stdout(io.StringIO()):  # TRL prints its logs; keep one JSON line
