@@ -72,13 +72,16 @@ SLICES = ("precedence", "left_to_right", "ops1", "ops2", "ops3", "longer", "all"
 
 def markdown(results: Path) -> str:
     """The designs of a results file as a markdown table: per-slice base -> final and the three figures."""
-    head = "| design | overrides | steps | train s (load) | " + " | ".join(SLICES)
-    lines = [head + " | uncovered | all | worst drop |", "|---" * (len(SLICES) + 7) + "|"]
+    head = "| design | base | overrides | steps | train s (load) | " + " | ".join(SLICES)
+    lines = [head + " | uncovered | all | worst drop |", "|---" * (len(SLICES) + 8) + "|"]
     for line in results.read_text().splitlines():
         r = json.loads(line)
         cells = [f"{r['base'][k]:.3f} → {r['final'][k]:.3f}" for k in SLICES]
         u, a, w = r["uncovered"], r["all"], r["worst_drop"]
-        lines.append(f"| {r['name']} | `{' '.join(r['overrides'])}` | {r['steps']} | {r['train_seconds']:.0f} "
+        overrides = f"`{' '.join(r['overrides'])}`" if r["overrides"] else "(the default)"
+        base = r["base_model"].removeprefix("builtin:") if r["base_model"].startswith("builtin:") \
+            else Path(r["base_model"]).name
+        lines.append(f"| {r['name']} | {base} | {overrides} | {r['steps']} | {r['train_seconds']:.0f} "
                      f"({r['load_before'][0]:.1f}) | " + " | ".join(cells) +
                      f" | {u['slice']} {u['points']:+.1f}p {u['ratio']:.2f}x | {a['points']:+.1f}p {a['ratio']:.2f}x "
                      f"| {w['slice']} {w['points']:.1f}p |")
