@@ -20,19 +20,14 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 def value(tokens: list[str], precedence: bool) -> int:
     """The expression's value, with * first (precedence) or strictly left to right."""
-    if precedence:
-        terms, signs, current = [], [], int(tokens[0])
+    if precedence:  # products first: the value is the sum of the signed products
+        terms = [int(tokens[0])]
         for op, operand in zip(tokens[1::2], tokens[2::2]):
             if op == "*":
-                current *= int(operand)
+                terms[-1] *= int(operand)
             else:
-                terms.append(current)
-                signs.append(op)
-                current = int(operand)
-        total = terms[0] if terms else current
-        for sign, term in zip(signs, [*terms[1:], current]):
-            total = total + term if sign == "+" else total - term
-        return total
+                terms.append(int(operand) if op == "+" else -int(operand))
+        return sum(terms)
     total = int(tokens[0])
     for op, operand in zip(tokens[1::2], tokens[2::2]):
         total = total + int(operand) if op == "+" else total - int(operand) if op == "-" else total * int(operand)

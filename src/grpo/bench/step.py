@@ -93,8 +93,10 @@ def _our_trainer(path: Path, args: argparse.Namespace, clock: PhaseClock) -> Cal
     return step
 
 
-def _trl_trainer(path: Path, args: argparse.Namespace, output: Path, steps: int, clock: PhaseClock) -> object:
-    """TRL's GRPOTrainer with the same settings, its generation and reward phases timed."""
+def trl_trainer(path: Path, args: argparse.Namespace, output: Path, steps: int, clock: PhaseClock,
+                **extra: object) -> object:
+    """TRL's GRPOTrainer with the same settings, its generation and reward phases timed; `extra` adds
+    GRPOConfig fields (benchmarks/trl_vllm_probe.py: TRL's vLLM mode)."""
     try:
         from datasets import Dataset
         from trl import GRPOConfig, GRPOTrainer
@@ -113,7 +115,7 @@ def _trl_trainer(path: Path, args: argparse.Namespace, output: Path, steps: int,
         top_k=0, beta=args.beta, epsilon=0.2, learning_rate=args.lr, lr_scheduler_type="constant", warmup_steps=0,
         adam_beta1=0.9, adam_beta2=0.99, weight_decay=0.0, max_grad_norm=1.0, num_iterations=1, loss_type="grpo",
         scale_rewards="group", max_steps=steps, logging_steps=1, report_to="none", use_cpu=True,
-        save_strategy="no", seed=0, bf16=False, disable_tqdm=True,
+        save_strategy="no", seed=0, bf16=False, disable_tqdm=True, **extra,
     )
     tokenizer = load_tokenizer(path)
     trainer = GRPOTrainer(model=str(path), reward_funcs=reward, args=config, train_dataset=dataset,
@@ -123,7 +125,7 @@ def _trl_trainer(path: Path, args: argparse.Namespace, output: Path, steps: int,
     return trainer
 
 
-def _trl_callback(clock: PhaseClock, steps: list[dict], rewards: list[float]) -> object:
+def trl_step_callback(clock: PhaseClock, steps: list[dict], rewards: list[float]) -> object:
     """A TrainerCallback recording each step's wall time, phase split and logged mean reward."""
     from transformers import TrainerCallback
 
@@ -169,9 +171,9 @@ def run(args: argparse.Namespace) -> dict:
         clock = PhaseClock()
         steps_per_round = args.curve or args.steps
         ours = _our_trainer(path, args, clock)
-        trl = _trl_trainer(path, args, Path(tmp) / "trl", steps_per_round, clock) if not args.no_trl else None
+        trl = trl_trainer(path, args, Path(tmp) / "trl", steps_per_round, clock) if not args.no_trl else None
         if trl is not None:
-            trl.add_callback(_trl_callback(clock, trl_steps, trl_rewards))
+            trl.add_callback(trl_step_callback(clock, trl_steps, trl_rewards))
         prompts = iter(arithmetic_examples(args.prompts * steps_per_round * (args.rounds + 1), seed=1))
         for _ in range(1 if args.curve else args.rounds + 1):
             for _ in range(steps_per_round):
