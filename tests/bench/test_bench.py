@@ -25,6 +25,14 @@ def test_bench_generate_prints_one_json_line_with_the_ratio(capsys: pytest.Captu
     assert len(record["machine"]["loadavg_1_5_15"]) == 3
 
 
+def test_bench_generate_full_length_decodes_every_row_to_the_end(capsys: pytest.CaptureFixture[str]) -> None:
+    record = _record(capsys, ["bench", "generate", "--prompts", "2", "--group-size", "3", "--max-new-tokens", "6",
+                              "--repeats", "2", "--threads", "1", "--full-length"])
+    assert record["full_length"] is True
+    for name in ("grpo", "grpo_plain_path", "transformers"):
+        assert record[name]["new_tokens_per_run"] == 2 * 3 * 6, name  # no row stopped at EOS
+
+
 def test_bench_logprob_paths_agree_and_report_memory(capsys: pytest.CaptureFixture[str]) -> None:
     record = _record(capsys, ["bench", "logprob", "--sequences", "2", "--tokens", "8", "--vocab", "64",
                               "--hidden", "16", "--threads", "1"])
@@ -68,8 +76,9 @@ def test_bench_faults_runs_clean_and_faulty_trainings_side_by_side(capsys: pytes
 @pytest.mark.vllm
 def test_bench_generate_and_step_with_the_vllm_backend(capsys: pytest.CaptureFixture[str]) -> None:
     record = _record(capsys, ["bench", "generate", "--backend", "vllm", "--prompts", "2", "--group-size", "2",
-                              "--max-new-tokens", "4", "--repeats", "1"])
+                              "--max-new-tokens", "4", "--repeats", "1", "--full-length"])
     assert record["backend"] == "vllm" and record["grpo_vllm"]["new_tokens_per_s"] > 0
+    assert record["grpo_vllm"]["new_tokens_per_run"] == record["transformers"]["new_tokens_per_run"] == 2 * 2 * 4
     assert record["ratio_vllm_tokens_per_s_vs_transformers"] > 0
     record = _record(capsys, ["bench", "step", "--backend", "vllm", "--prompts", "2", "--group-size", "2",
                               "--max-new-tokens", "4", "--steps", "2", "--rounds", "1", "--no-trl"])

@@ -7,6 +7,11 @@ and including its EOS), read the same way from both outputs. With `--compile` a 
 `grpo_compiled`, runs the engine with `compile=True` (its compile happens in the untimed warm-up round).
 With `--backend vllm` a colocated vLLM engine (`grpo.rollout.vllm_backend`) joins as `grpo_vllm`, sampling
 from the same model directory with per-request seeds; its start-up is not timed.
+
+With `--full-length` no contender stops at EOS (the built-in engine gets an EOS id no token has, vLLM
+none, transformers `min_new_tokens = max_new_tokens`), so every row decodes `max_new_tokens` tokens and every contender
+does the same work. By default EOS ends a row, and engines that drop finished rows (ours, vLLM) gain
+over `generate`, which decodes padded rows until the last one ends.
 """
 
 from __future__ import annotations
@@ -23,15 +28,18 @@ from grpo.bench.options import threads
 from grpo.rollout import SamplingParams, generate
 
 
-def _ours(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: list[list[int]], group_size: int,
+def _ours(model: PreTrainedModel, eos: int, pad: int, prompts: list[list[int]], group_size: int,
           params: SamplingParams, generator: torch.Generator, fast: bool = True, compile: bool = False) -> int:
-    batch = generate(model, prompts, group_size=group_size, params=params, eos_token_id=tokenizer.eos_token_id,
-                     pad_token_id=tokenizer.pad_token_id, generator=generator, fast=fast, compile=compile)
+    batch = generate(model, prompts, group_size=group_size, params=params, eos_token_id=eos, pad_token_id=pad,
+                     generator=generator, fast=fast, compile=compile)
     return int(batch.completion_mask.sum())
 
 
+NO_EOS = -1  # an EOS id no token has: with --full-length the engines never stop a row early
+
+
 def _transformers(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: list[str], group_size: int,
-                  params: SamplingParams) -> int:
+                  params: SamplingParams, full_length: bool = False) -> int:
     inputs = tokenizer(texts, return_tensors="pt", padding=True)  # left padding (load_tokenizer sets it)
     with torch.inference_mode():
         out = model.generate(
@@ -41,6 +49,7 @@ def _transformers(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, te
             top_k=params.top_k,
             top_p=params.top_p,
             max_new_tokens=params.max_new_tokens,
+            min_new_tokens=params.max_new_tokens if full_length else None,
             num_return_sequences=group_size,
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
@@ -52,14 +61,14 @@ def _transformers(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, te
     return int(before_first_eos.sum())
 
 
-def _vllm(llm: object, tokenizer: PreTrainedTokenizerBase, prompts: list[list[int]], group_size: int,
+def _vllm(llm: object, eos: int | None, pad: int, prompts: list[list[int]], group_size: int,
           params: SamplingParams, calls: list[int]) -> int:
     from grpo.rollout.vllm_backend import generate_vllm
 
     calls.append(len(calls))
     seeds = [(len(calls) << 20) + (index << 10) for index in range(len(prompts))]
-    batch = generate_vllm(llm, prompts, group_size=group_size, params=params, eos_token_id=tokenizer.eos_token_id,
-                          pad_token_id=tokenizer.pad_token_id, seeds=seeds)
+    batch = generate_vllm(llm, prompts, group_size=group_size, params=params, eos_token_id=eos, pad_token_id=pad,
+                          seeds=seeds)
     return int(batch.completion_mask.sum())
 
 
@@ -71,7 +80,7 @@ def _start_vllm(path: Path, model: PreTrainedModel) -> object:
 
 
 def run(size: str, prompts: int, group_size: int, max_new_tokens: int, repeats: int, threads: int,
-        compile: bool = False, backend: str = "engine") -> dict:
+        compile: bool = False, backend: str = "engine", full_length: bool = False) -> dict:
     """Time the generators, alternating, and return the benchmark's record."""
     torch.set_num_threads(threads)
     start = machine()
@@ -84,21 +93,24 @@ def run(size: str, prompts: int, group_size: int, max_new_tokens: int, repeats: 
     params = SamplingParams(temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=max_new_tokens)
     generator = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
+    eos, pad = (NO_EOS if full_length else tokenizer.eos_token_id), tokenizer.pad_token_id
     contenders = {
-        "grpo": lambda: _ours(model, tokenizer, ids, group_size, params, generator),
-        "grpo_plain_path": lambda: _ours(model, tokenizer, ids, group_size, params, generator, fast=False),
-        "transformers": lambda: _transformers(model, tokenizer, texts, group_size, params),
+        "grpo": lambda: _ours(model, eos, pad, ids, group_size, params, generator),
+        "grpo_plain_path": lambda: _ours(model, eos, pad, ids, group_size, params, generator, fast=False),
+        "transformers": lambda: _transformers(model, tokenizer, texts, group_size, params, full_length),
     }
     if compile:
-        contenders["grpo_compiled"] = lambda: _ours(model, tokenizer, ids, group_size, params, generator, compile=True)
+        contenders["grpo_compiled"] = lambda: _ours(model, eos, pad, ids, group_size, params, generator, compile=True)
     if llm is not None:
         calls: list[int] = []
-        contenders["grpo_vllm"] = lambda: _vllm(llm, tokenizer, ids, group_size, params, calls)
+        vllm_eos = None if full_length else eos
+        contenders["grpo_vllm"] = lambda: _vllm(llm, vllm_eos, pad, ids, group_size, params, calls)
     tokens = {name: [] for name in contenders}
     timed = {name: (lambda name=name, run=run: tokens[name].append(run())) for name, run in contenders.items()}
     timings, _ = alternate(timed, repeats)
     record: dict = {"benchmark": "generate", "model": size, "backend": backend, "prompts": prompts,
-                    "group_size": group_size, "max_new_tokens": max_new_tokens, "repeats": repeats, "machine": start}
+                    "group_size": group_size, "max_new_tokens": max_new_tokens, "full_length": full_length, "repeats": repeats,
+                    "machine": start}
     for name, timing in timings.items():
         counts = tokens[name][1:]  # the warm-up round is not timed
         per_second = [count / wall for count, wall in zip(counts, timing.wall)]
@@ -122,5 +134,5 @@ def _rates(counts: list[int], walls: list[float]) -> list[float]:
 
 def main(args: argparse.Namespace) -> int:
     emit(run(args.model, args.prompts, args.group_size, args.max_new_tokens, args.repeats, threads(args),
-             args.compile, args.backend))
+             args.compile, args.backend, args.full_length))
     return 0

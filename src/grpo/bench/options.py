@@ -30,6 +30,8 @@ def generate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", action="store_true", help="also time the engine with rollout.compile")
     parser.add_argument("--backend", choices=["engine", "vllm"], default="engine",
                         help="vllm: also time a colocated vLLM engine (needs vllm installed)")
+    parser.add_argument("--full-length", action="store_true",
+                        help="EOS stops no sample: every contender decodes max_new_tokens for every row")
 
 
 def logprob(parser: argparse.ArgumentParser) -> None:

@@ -125,8 +125,11 @@ def request_seed(run_seed: int, step: int, index: int) -> int:
     return (int.from_bytes(digest, "big") << 20) + (index << 10)
 
 
-def vllm_sampling_params(params: SamplingParams, group_size: int, eos_token_id: int, seed: int) -> Any:
-    """vLLM's SamplingParams with the built-in sampler's semantics (temperature 0 is greedy)."""
+def vllm_sampling_params(params: SamplingParams, group_size: int, eos_token_id: int | None, seed: int) -> Any:
+    """vLLM's SamplingParams with the built-in sampler's semantics (temperature 0 is greedy).
+
+    `eos_token_id` None: no token ends a completion, every sample runs to max_new_tokens.
+    """
     from vllm import SamplingParams as VLLMSamplingParams
 
     return VLLMSamplingParams(
@@ -137,7 +140,8 @@ def vllm_sampling_params(params: SamplingParams, group_size: int, eos_token_id: 
         max_tokens=params.max_new_tokens,
         logprobs=0,  # the sampled token's own log-prob only
         seed=seed,
-        stop_token_ids=[eos_token_id],  # kept in the output, as the built-in engine keeps its EOS
+        stop_token_ids=[] if eos_token_id is None else [eos_token_id],  # kept in the output, as the engine keeps it
+        ignore_eos=eos_token_id is None,
         detokenize=False,
     )
 
@@ -148,7 +152,7 @@ def generate_vllm(
     *,
     group_size: int,
     params: SamplingParams,
-    eos_token_id: int,
+    eos_token_id: int | None,
     pad_token_id: int,
     seeds: list[int],
     device: torch.device | str = "cpu",
@@ -160,7 +164,7 @@ def generate_vllm(
         prompts: B non-empty token-id lists.
         group_size: G.
         params: temperature, top-k, top-p, max_new_tokens (semantics of `grpo.rollout.sampling`).
-        eos_token_id: ends a completion (kept, mask True).
+        eos_token_id: ends a completion (kept, mask True); None: nothing does (benchmarks' full length).
         pad_token_id: written into prompt left padding and completion right padding.
         seeds: B request seeds (see `request_seed`).
         device: where the returned tensors live (the trainer's device).
