@@ -4,7 +4,8 @@ Both sample G completions for each of B prompts from the same model with the sam
 (temperature, top-k, top-p, max_new_tokens, EOS and pad ids); transformers gets the prompts
 left-padded with `num_return_sequences=G`. A new token is one that counts in a completion (up to
 and including its EOS), read the same way from both outputs. With `--compile` a third contender,
-`grpo_compiled`, runs the engine with `compile=True` (its compile happens in the untimed warm-up round).
+`grpo_compiled`, runs the engine with `compile=True` (its compile happens in the untimed warm-up round),
+and vLLM, if it runs, is started as `rollout.vllm.compile=true` starts it.
 With `--backend vllm` a colocated vLLM engine (`grpo.rollout.vllm_backend`) joins as `grpo_vllm`, sampling
 from the same model directory with per-request seeds; its start-up is not timed.
 
@@ -72,11 +73,11 @@ def _vllm(llm: object, eos: int | None, pad: int, prompts: list[list[int]], grou
     return int(batch.completion_mask.sum())
 
 
-def _start_vllm(path: Path, model: PreTrainedModel) -> object:
+def _start_vllm(path: Path, model: PreTrainedModel, compile: bool) -> object:
     from grpo.rollout.vllm_backend import EngineOptions, start_engine
 
     limit = model.config.max_position_embeddings
-    return start_engine(EngineOptions(str(path), "float32", limit, kv_cache_memory_gb=1.0))
+    return start_engine(EngineOptions(str(path), "float32", limit, kv_cache_memory_gb=1.0, compile=compile))
 
 
 def run(size: str, prompts: int, group_size: int, max_new_tokens: int, repeats: int, threads: int,
@@ -86,7 +87,7 @@ def run(size: str, prompts: int, group_size: int, max_new_tokens: int, repeats: 
     start = machine()
     with tempfile.TemporaryDirectory() as tmp:
         model, tokenizer = load(model_dir(size, Path(tmp)))
-        llm = _start_vllm(model_dir(size, Path(tmp)), model) if backend == "vllm" else None
+        llm = _start_vllm(model_dir(size, Path(tmp)), model, compile) if backend == "vllm" else None
     model.eval()
     texts = [example.prompt for example in arithmetic_examples(prompts)]
     ids = [tokenizer(text)["input_ids"] for text in texts]
@@ -109,7 +110,7 @@ def run(size: str, prompts: int, group_size: int, max_new_tokens: int, repeats: 
     timed = {name: (lambda name=name, run=run: tokens[name].append(run())) for name, run in contenders.items()}
     timings, _ = alternate(timed, repeats)
     record: dict = {"benchmark": "generate", "model": size, "backend": backend, "prompts": prompts,
-                    "group_size": group_size, "max_new_tokens": max_new_tokens, "full_length": full_length, "repeats": repeats,
+                    "group_size": group_size, "max_new_tokens": max_new_tokens, "full_length": full_length, "compile": compile, "repeats": repeats,
                     "machine": start}
     for name, timing in timings.items():
         counts = tokens[name][1:]  # the warm-up round is not timed

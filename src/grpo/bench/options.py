@@ -27,7 +27,8 @@ def generate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=7, help="timed rounds (plus one warm-up)")
     parser.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
-    parser.add_argument("--compile", action="store_true", help="also time the engine with rollout.compile")
+    parser.add_argument("--compile", action="store_true", help="also time the engine with rollout.compile; "
+                        "compile vLLM's model too (rollout.vllm.compile)")
     parser.add_argument("--backend", choices=["engine", "vllm"], default="engine",
                         help="vllm: also time a colocated vLLM engine (needs vllm installed)")
     parser.add_argument("--full-length", action="store_true",

@@ -177,6 +177,8 @@ class VLLMSettings(Section):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="Weights' dtype inside vLLM; auto follows model.dtype."
     )
+    compile: bool | None = Field(None, description="Compile vLLM's model (torch.compile, and CUDA graphs on "
+                                 "GPUs); default: on for GPUs, off on CPU (55 s more start-up for about 1.06x).")
     sync_every: int = Field(1, ge=1, description="Copy the trainer's weights into vLLM every N updates.")
     sync_timeout: float = Field(300.0, ge=0, description="Seconds a weight sync may take before the run stops "
                                 "with an error (0: no limit).")

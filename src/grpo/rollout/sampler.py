@@ -207,7 +207,8 @@ def engine_options(config: RunConfig, policy: torch.nn.Module) -> EngineOptions:
     return EngineOptions(model_path=path, dtype=_engine_dtype(config), max_model_len=length,
                          gpu_memory_utilization=settings.gpu_memory_utilization, kv_cache_memory_gb=kv_gb,
                          sleep_mode=settings.sleep_mode, tensor_parallel_size=settings.tensor_parallel_size,
-                         seed=config.seed, data_parallel_size=dist.world_size())
+                         seed=config.seed, data_parallel_size=dist.world_size(),
+                         compile=not on_cpu if settings.compile is None else settings.compile)
 
 
 def build_sampler(config: RunConfig, policy: torch.nn.Module, eos_token_id: int, pad_token_id: int) -> Sampler:

@@ -62,6 +62,7 @@ class EngineOptions:
         seed: the engine's own seed (requests carry their own seeds as well).
         data_parallel_size: ranks that each hold a colocated engine; > 1 selects vLLM's
             `external_launcher` executor (the ranks are started by torchrun).
+        compile: let vLLM compile the model (and capture CUDA graphs on GPUs) instead of running eager.
     """
 
     model_path: str
@@ -73,6 +74,29 @@ class EngineOptions:
     tensor_parallel_size: int = 1
     seed: int = 0
     data_parallel_size: int = 1
+    compile: bool = False
+
+
+def engine_arguments(options: EngineOptions) -> dict[str, Any]:
+    """The keyword arguments of `vllm.LLM` for `options` (token ids only, no tokenizer)."""
+    extra: dict[str, Any] = {}
+    if options.kv_cache_memory_gb is not None:
+        extra["kv_cache_memory_bytes"] = int(options.kv_cache_memory_gb * 2**30)
+    if options.data_parallel_size > 1:
+        extra.update(distributed_executor_backend="external_launcher", data_parallel_size=options.data_parallel_size)
+    return dict(
+        model=options.model_path,
+        dtype=options.dtype,
+        max_model_len=options.max_model_len,
+        gpu_memory_utilization=options.gpu_memory_utilization,
+        enable_sleep_mode=options.sleep_mode,
+        tensor_parallel_size=options.tensor_parallel_size,
+        seed=options.seed,
+        skip_tokenizer_init=True,
+        logprobs_mode="processed_logprobs",
+        enforce_eager=not options.compile,
+        **extra,
+    )
 
 
 def start_engine(options: EngineOptions) -> Any:
@@ -86,24 +110,7 @@ def start_engine(options: EngineOptions) -> Any:
     os.environ.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
     from vllm import LLM
 
-    extra: dict[str, Any] = {}
-    if options.kv_cache_memory_gb is not None:
-        extra["kv_cache_memory_bytes"] = int(options.kv_cache_memory_gb * 2**30)
-    if options.data_parallel_size > 1:
-        extra.update(distributed_executor_backend="external_launcher", data_parallel_size=options.data_parallel_size)
-    return LLM(
-        model=options.model_path,
-        dtype=options.dtype,
-        max_model_len=options.max_model_len,
-        gpu_memory_utilization=options.gpu_memory_utilization,
-        enable_sleep_mode=options.sleep_mode,
-        tensor_parallel_size=options.tensor_parallel_size,
-        seed=options.seed,
-        skip_tokenizer_init=True,
-        logprobs_mode="processed_logprobs",
-        enforce_eager=True,  # compiling the model: 1.07x generation on this CPU for 55 s more start-up
-        **extra,
-    )
+    return LLM(**engine_arguments(options))
 
 
 def stop_engine(llm: Any) -> None:
