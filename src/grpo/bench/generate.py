@@ -110,8 +110,8 @@ def run(size: str, prompts: int, group_size: int, max_new_tokens: int, repeats: 
     timed = {name: (lambda name=name, run=run: tokens[name].append(run())) for name, run in contenders.items()}
     timings, _ = alternate(timed, repeats)
     record: dict = {"benchmark": "generate", "model": size, "backend": backend, "prompts": prompts,
-                    "group_size": group_size, "max_new_tokens": max_new_tokens, "full_length": full_length, "compile": compile, "repeats": repeats,
-                    "machine": start}
+                    "group_size": group_size, "max_new_tokens": max_new_tokens, "full_length": full_length,
+                    "compile": compile, "repeats": repeats, "machine": start}
     for name, timing in timings.items():
         counts = tokens[name][1:]  # the warm-up round is not timed
         per_second = [count / wall for count, wall in zip(counts, timing.wall)]
