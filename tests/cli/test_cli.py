@@ -63,6 +63,8 @@ def test_train_writes_a_complete_run_directory(tiny_model_dir: Path, tmp_path: P
     assert "eval_accuracy" in rows[0] and "eval_accuracy" in rows[2] and "eval_accuracy" in rows[3]
     for key in ("reward_mean", "reward_std", "kl", "clip_fraction", "completion_length", "entropy", "step_time"):
         assert key in rows[1], key
+    for row in rows[1:]:  # generating is part of the step
+        assert 0 < row["generation_time"] < row["step_time"] and row["generation_tokens_per_s"] > 0
     samples = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
     assert {s["step"] for s in samples} == {1, 2} and {"prompt", "completion", "reward"} <= set(samples[0])
     assert "group_size: 2" in (run / "config.yaml").read_text()

@@ -36,6 +36,7 @@ def test_train_with_vllm_syncs_and_checks_every_step(tmp_path: Path):
     for row in steps:  # each step synced the previous update into vLLM and the copy passed the check
         assert row["sync_kl_k3"] < 1e-6 and row["sync_logprob_gap_max"] < 1e-4
         assert abs(row["sampler_kl_k3"]) < 1e-6 and row["is_masked_share"] == 0.0
+        assert 0 < row["generation_time"] < row["step_time"]  # sync and check included, timed apart
 
 
 @pytest.mark.vllm

@@ -19,7 +19,7 @@ import grpo
 
 DRIVER = Path(__file__).with_name("train_driver.py")
 STEPS = 10
-TIMING_FIELDS = {"step_time"}
+TIMING_FIELDS = {"step_time", "generation_time", "generation_tokens_per_s"}
 
 
 def run_args(model_dir: Path, out: Path, name: str) -> list[str]:

@@ -17,7 +17,7 @@ from grpo.tasks.api import Example
 from grpo.trainers.grpo import GRPOBatch, grpo_loss, shape_rewards
 from grpo.trainers.logprob_passes import policy_logprobs, reference_logprobs
 from grpo.trainers.methods import with_reference_refresh
-from grpo.trainers.rollout_phase import draw_informative, rollout_stats, sample, score
+from grpo.trainers.rollout_phase import GenerationClock, draw_informative, rollout_phase, rollout_stats, sample, score
 from grpo.trainers.scored import Scored, advantages_of
 from grpo.trainers.state import TrainState
 
@@ -142,6 +142,23 @@ def test_dynamic_sampling_stops_at_max_draws(tiny_model_dir: Path, make_state):
     scored, stats = draw_informative(state, PROMPTS)
     assert (int(stats["sampling_draws"]), int(stats["informative_groups"]), len(calls)) == (3, 0, 2)
     assert scored.batch.num_completions == len(PROMPTS) * 4 and float(_advantages(state, scored).abs().sum()) == 0
+
+
+def test_the_generation_clock_counts_every_draw_and_the_step_reports_it(tiny_model_dir: Path, make_state):
+    state = make_state(tiny_model_dir, ["algo.dynamic_sampling=true", "algo.max_draws=3"],
+                       lambda completions, **_: [1.0] * len(completions))  # no signal: all three draws run
+    clock, batches = GenerationClock(), []
+    for _ in range(2):
+        batches.append(sample(state, PROMPTS, clock))
+    assert clock.tokens == sum(int(batch.completion_mask.sum()) for batch in batches) > 0 and clock.seconds > 0
+    state.more_prompts = lambda: PROMPTS
+    scored, stats = rollout_phase(state, PROMPTS)
+    tokens = float(stats["generation_tokens_per_s"] * stats["generation_time"])
+    assert int(stats["sampling_draws"]) == 3 and tokens > int(scored.batch.completion_mask.sum())  # 3 draws, 1 kept
+    plain = make_state(tiny_model_dir, ["algo.dynamic_sampling=false"], sevens)
+    scored, stats = rollout_phase(plain, PROMPTS)
+    tokens = float(stats["generation_tokens_per_s"] * stats["generation_time"])
+    assert tokens == pytest.approx(int(scored.batch.completion_mask.sum()), rel=1e-4)
 
 
 def test_reference_refresh_copies_the_policy_every_n_steps():

@@ -3,10 +3,14 @@
 Sampling runs on the `rollout.backend` sampler (the built-in engine or a colocated vLLM) under the
 run's autocast with the full weights gathered (FSDP2); rewards go through the run's reward guard,
 whose fallback counters are reported and reset every step. DAPO's dynamic sampling is an option of
-this phase, kept in step across ranks.
+this phase, kept in step across ranks. The time spent generating (weight sync and its check
+included) and the tokens generated are reported every step, so the step time can be split.
 """
 
 from __future__ import annotations
+
+import time
+from dataclasses import dataclass
 
 import torch
 
@@ -23,18 +27,37 @@ from grpo.trainers.scored import Scored, keep_groups
 from grpo.trainers.state import TrainState
 
 
-def sample(state: TrainState, examples: list[Example]) -> RolloutBatch:
+@dataclass
+class GenerationClock:
+    """Seconds spent in `sample` and completion tokens it returned, over one step's draws."""
+
+    seconds: float = 0.0
+    tokens: int = 0
+
+    def stats(self) -> Stats:
+        """`generation_time` (s) and `generation_tokens_per_s` of this rank."""
+        rate = self.tokens / self.seconds if self.seconds > 0 else 0.0
+        return {"generation_time": torch.tensor(self.seconds), "generation_tokens_per_s": torch.tensor(rate)}
+
+
+def sample(state: TrainState, examples: list[Example], clock: GenerationClock | None = None) -> RolloutBatch:
     """G completions per prompt from the current policy, on the `rollout.backend` sampler.
 
     The sampler learns the optimiser's update count, so an engine outside the trainer (vLLM) copies
-    the new weights in, and checks the copy, before generating.
+    the new weights in, and checks the copy, before generating. `clock`, when given, gets the time
+    and the completion tokens (counting them waits for the device, so the time is complete).
     """
+    start = time.perf_counter()
     prompts = [state.tokenizer(example.prompt)["input_ids"] for example in examples]
     if state.sampler is None:
         state.sampler = build_sampler(state.config, state.policy, state.tokenizer.eos_token_id,
                                       state.tokenizer.pad_token_id)
     with state.autocast(), gathered(state.policy):
-        return state.sampler.sample(state.policy, prompts, state.optim.scheduler.last_epoch, state.generator)
+        batch = state.sampler.sample(state.policy, prompts, state.optim.scheduler.last_epoch, state.generator)
+    if clock is not None:
+        clock.tokens += int(batch.completion_mask.sum())
+        clock.seconds += time.perf_counter() - start
+    return batch
 
 
 def score(state: TrainState, batch: RolloutBatch, examples: list[Example]) -> Scored:
@@ -46,7 +69,8 @@ def score(state: TrainState, batch: RolloutBatch, examples: list[Example]) -> Sc
                   scored.components, scored.component_valid)
 
 
-def draw_informative(state: TrainState, examples: list[Example]) -> tuple[Scored, Stats]:
+def draw_informative(state: TrainState, examples: list[Example],
+                     clock: GenerationClock | None = None) -> tuple[Scored, Stats]:
     """DAPO dynamic sampling: keep only groups whose rewards differ, drawing more prompts until this
     rank holds its B groups or `algo.max_draws` batches were drawn; then train on what it has (the
     last draw, unfiltered, if nothing had signal).
@@ -59,7 +83,7 @@ def draw_informative(state: TrainState, examples: list[Example]) -> tuple[Scored
     parts: list[Scored] = []
     have = drawn = 0
     for draw in range(1, max_draws + 1):
-        sampled = sample(state, examples)
+        sampled = sample(state, examples, clock)
         if have < B:
             scored = score(state, sampled, examples)
             keep = informative_groups(scored.rewards, scored.valid, G)  # (B,)
@@ -116,10 +140,12 @@ def sampler_agreement(state: TrainState, batch: RolloutBatch) -> Stats:
 def rollout_phase(state: TrainState, examples: list[Example]) -> tuple[Scored, Stats]:
     """Sample (with dynamic sampling when `algo.dynamic_sampling`), score, and report the batch,
     the reward guard's counters and, on a run's first step, the trainer-vs-sampler agreement."""
+    clock = GenerationClock()
     if state.config.algo.dynamic_sampling:
-        scored, stats = draw_informative(state, examples)
+        scored, stats = draw_informative(state, examples, clock)
     else:
-        scored, stats = score(state, sample(state, examples), examples), {}
+        scored, stats = score(state, sample(state, examples, clock), examples), {}
+    stats.update(clock.stats())
     stats.update(rollout_stats(scored))
     stats.update(state.guard.pop_stats())
     stats.update(state.sampler.pop_stats())  # the weight-sync check (vLLM); nothing for the engine
