@@ -51,3 +51,13 @@ def test_explain_prints_the_dissected_group(run_dir: Path, capsys):
     assert "One GRPO step by hand" in (run_dir / "report.html").read_text()
 
 
+
+
+def test_ids_past_the_tokenizer_vocabulary_are_logged_by_number():
+    from grpo.models.load import load_tokenizer, resolve_model_path
+    from grpo.trainers.explain_log import token_strings
+
+    tokenizer = load_tokenizer(resolve_model_path("builtin:arith-warmstart"))
+    known = tokenizer.convert_ids_to_tokens([5])[0]
+    # a model's embedding can have more rows than its tokenizer has tokens (an untrained one samples them)
+    assert token_strings(tokenizer, [5, len(tokenizer) + 7]) == [known, f"<id {len(tokenizer) + 7}>"]

@@ -94,6 +94,12 @@ class ExplainCapture:
         return record
 
 
+def token_strings(tokenizer: Any, ids: list[int]) -> list[str]:
+    """Each id's token string; ids past the tokenizer's vocabulary (a model's padded embedding rows,
+    which an untrained model can sample) read `<id N>` instead of None."""
+    return [token if token is not None else f"<id {i}>" for i, token in zip(ids, tokenizer.convert_ids_to_tokens(ids))]
+
+
 def with_explain_log(step: StepFn, ctx: Any, run_dir: Path | None, every: int, first_step: int) -> StepFn:
     """Arm `ctx.explain` (`ctx`: the run's TrainState) before every `every`-th step (and step 1) and
     save what it captured after it.
@@ -118,10 +124,10 @@ def with_explain_log(step: StepFn, ctx: Any, run_dir: Path | None, every: int, f
         if record is not None:
             temperature = record["settings"]["temperature"]
             record["updated_logprobs"] = policy_logprobs(ctx, ctx.policy, batch, temperature).cpu()
-            tokens = ctx.tokenizer.convert_ids_to_tokens
             record["prompts"] = [ctx.tokenizer.decode(row[m].tolist(), skip_special_tokens=True)
                                  for row, m in zip(record["prompt_ids"], record["prompt_mask"])]
-            record["completion_tokens"] = [tokens(row.tolist()) for row in record["completion_ids"]]
+            record["completion_tokens"] = [token_strings(ctx.tokenizer, row.tolist())
+                                           for row in record["completion_ids"]]
             record["step"] = number
             if dist.is_main():
                 path = explain_path(run_dir, number)
