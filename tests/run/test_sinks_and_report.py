@@ -26,7 +26,7 @@ def fake_run(run_dir: Path, steps: int = 6) -> Path:
     for step in range(1, steps + 1):
         rows.append({"step": step, "reward_mean": step / steps, "reward/exact_answer": step / steps, "kl": 0.01 * step,
                      "clip_fraction": 0.0, "entropy": 1.0 - 0.1 * step, "completion_length": 10.0 + step,
-                     "step_time": 0.5})
+                     "step_time": 0.5, "generation_time": 0.2})
     rows[-1]["eval_accuracy"] = 0.8
     (run_dir / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     (run_dir / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in SAMPLES))
@@ -74,6 +74,7 @@ def test_report_embeds_every_plot_and_the_best_and_worst_samples(tmp_path):
     assert len(images) == 6  # reward, accuracy, KL, clip fraction, entropy, completion length
     assert base64.b64decode(images[0].split('"')[0])[:8] == b"\x89PNG\r\n\x1a\n"
     assert "0.300 → 0.800" in page  # held-out accuracy before and after
+    assert "of which generating" in page and "1 s (40%)" in page  # 6 x 0.2 s of 6 x 0.5 s
     assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page  # completions are escaped
     assert "http" not in page.replace("http-equiv", "")  # self-contained: nothing fetched
     best, worst = extremes(SAMPLES, count=1)

@@ -87,7 +87,7 @@ def reward_keys(rows: list[dict]) -> tuple[str, ...]:
 
 
 def summary(rows: list[dict]) -> list[tuple[str, str]]:
-    """A few headline numbers: steps, accuracy before and after, last reward, time."""
+    """A few headline numbers: steps, accuracy before and after, last reward, time and its generating share."""
     _, accuracy = series(rows, "eval_accuracy")
     _, reward = series(rows, "reward_mean")
     _, times = series(rows, "step_time")
@@ -99,6 +99,9 @@ def summary(rows: list[dict]) -> list[tuple[str, str]]:
         items.append(("reward (first step → mean of last 10%)", f"{reward[0]:.3f} → {sum(tail) / len(tail):.3f}"))
     if times:
         items.append(("training time", f"{sum(times):.0f} s ({sum(times) / len(times):.2f} s/step)"))
+    _, generating = series(rows, "generation_time")
+    if times and generating:
+        items.append(("of which generating", f"{sum(generating):.0f} s ({100 * sum(generating) / sum(times):.0f}%)"))
     return items
 
 
