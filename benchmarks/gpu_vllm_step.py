@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -26,14 +25,14 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
 from grpo.models.load import load_tokenizer, resolve_model_path
+from grpo.models.tiny import build_tiny_qwen2, save_model_dir
 
 SHAPES = {  # Qwen2.5-0.5B's config.json; "tiny" keeps the architecture at a CPU's scale (head_dim 32 for vLLM)
-    "qwen2.5-0.5b": dict(hidden_size=896, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2,
+    "qwen2.5-0.5b": dict(hidden_size=896, num_layers=24, num_attention_heads=14, num_key_value_heads=2,
                          intermediate_size=4864, vocab_size=151936, rope_theta=1_000_000.0, rms_norm_eps=1e-6),
-    "tiny": dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+    "tiny": dict(hidden_size=128, num_layers=2, num_attention_heads=4, num_key_value_heads=2,
                  intermediate_size=256, vocab_size=4096, rope_theta=1_000_000.0, rms_norm_eps=1e-6),
 }
 
@@ -41,14 +40,7 @@ SHAPES = {  # Qwen2.5-0.5B's config.json; "tiny" keeps the architecture at a CPU
 def build_model_dir(shape: str, path: Path) -> Path:
     """A random-weight Qwen2 model of `shape` with the built-in character tokenizer, saved under `path`."""
     tokenizer = load_tokenizer(resolve_model_path("builtin:arith-warmstart"))
-    config = Qwen2Config(**SHAPES[shape], max_position_embeddings=2048, tie_word_embeddings=True,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    torch.manual_seed(0)
-    model = Qwen2ForCausalLM(config)
-    model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id,
-                                               pad_token_id=tokenizer.pad_token_id)
-    model.save_pretrained(path, safe_serialization=True)
-    tokenizer.save_pretrained(path)
+    save_model_dir(build_tiny_qwen2(tokenizer, **SHAPES[shape], max_position_embeddings=2048), tokenizer, path)
     return path
 
 
@@ -67,11 +59,12 @@ def run_once(args: argparse.Namespace, model: Path, out: Path, name: str, backen
     """One `grpo train` run; the medians of its timed steps (all but the first)."""
     started = time.perf_counter()
     command = [sys.executable, "-m", "grpo", "train", *train_overrides(args, model, out, name, backend)]
-    proc = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
+    proc = subprocess.run(command, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"gpu_vllm_step: the {backend} run failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     rows = [json.loads(line) for line in (out / name / "metrics.jsonl").read_text().splitlines()]
-    steps = [row for row in rows if "step_time" in row][1:] or [row for row in rows if "step_time" in row]
+    logged = [row for row in rows if "step_time" in row]
+    steps = logged[1:] or logged
     median = lambda key: statistics.median(row[key] for row in steps)
     return {"step_time": median("step_time"), "generation_time": median("generation_time"),
             "generation_tokens_per_s": median("generation_tokens_per_s"),
@@ -93,7 +86,7 @@ def main() -> int:
     parser.add_argument("--backends", default="engine,vllm", help="comma-separated subset of engine,vllm")
     args = parser.parse_args()
     backends = args.backends.split(",")
-    record: dict = {"benchmark": "gpu_vllm_step", **{k: v for k, v in vars(args).items()},
+    record: dict = {"benchmark": "gpu_vllm_step", **vars(args),
                     "device_name": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
     with tempfile.TemporaryDirectory() as tmp:
         model = build_model_dir(args.shape, Path(tmp) / "model")

@@ -9,6 +9,7 @@ back with plain `AutoTokenizer` / `AutoModelForCausalLM`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -118,21 +119,27 @@ def build_bpe_tokenizer(corpus: list[str], vocab_size: int = 600) -> PreTrainedT
 
 
 def build_tiny_qwen2(
-    tokenizer: PreTrainedTokenizerFast, *, hidden_size: int = 32, num_layers: int = 2, seed: int = 0
+    tokenizer: PreTrainedTokenizerFast, *, hidden_size: int = 32, num_layers: int = 2, seed: int = 0,
+    **shape: Any,
 ) -> Qwen2ForCausalLM:
-    """A randomly initialised Qwen2-architecture causal LM (grouped-query attention, tied embeddings)."""
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        intermediate_size=2 * hidden_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-    )
+    """A randomly initialised Qwen2-architecture causal LM (grouped-query attention, tied embeddings).
+
+    `shape` overrides further Qwen2Config fields (heads, intermediate size, vocabulary: a vocabulary
+    larger than the tokenizer's gives padded embedding rows, as real Qwen checkpoints have).
+    """
+    config = Qwen2Config(**{
+        "vocab_size": len(tokenizer),
+        "hidden_size": hidden_size,
+        "intermediate_size": 2 * hidden_size,
+        "num_hidden_layers": num_layers,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 512,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        "tie_word_embeddings": True,
+        **shape,
+    })
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(config)
     model.generation_config = GenerationConfig(
